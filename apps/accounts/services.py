@@ -1,0 +1,184 @@
+"""Writes for people, teams and API tokens. Each one audits itself."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from guardian.shortcuts import assign_perm
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+
+from .models import ApiToken, Team, User, hash_secret
+
+# last_used_at is refreshed at most this often, so busy CI tokens do not write on every call.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def _check_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(settings.API_TOKEN_SCOPES))
+    if unknown:
+        raise ValidationFailed(
+            "Unknown scope.",
+            fields={
+                "scopes": [f"Unknown scope {s!r}; known: {', '.join(settings.API_TOKEN_SCOPES)}." for s in unknown]
+            },
+        )
+    if not scopes:
+        raise ValidationFailed("A token needs at least one scope.", fields={"scopes": ["Choose at least one scope."]})
+    return sorted(set(scopes))
+
+
+def token_create(
+    *, user: User, name: str, scopes: list[str], expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns the row and the token text, which is shown once and never stored.
+
+    Raises ValidationFailed (blank name, unknown or no scopes, expiry in the past).
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("A token needs a name.", fields={"name": ["This field may not be blank."]})
+    scopes = _check_scopes(scopes)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("Expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
+    raw, prefix, secret_hash = ApiToken.generate()
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, name=name, prefix=prefix, secret_hash=secret_hash, scopes=scopes, expires_at=expires_at
+        )
+        audit_record(
+            verb="token.created",
+            target=token,
+            details={"owner": user.username, "scopes": scopes, "expires_at": expires_at},
+        )
+    return token, raw
+
+
+def token_revoke(*, token_id: int, actor: User) -> ApiToken:
+    """Revoke a token at once. Its owner or a superuser may.
+
+    Raises NotFound (unknown, or someone else's), Conflict (already revoked).
+    """
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().filter(pk=token_id).first()
+        if token is None or (token.user_id != actor.pk and not actor.is_superuser):
+            raise NotFound("No such token.")
+        if token.revoked_at is not None:
+            raise Conflict("This token is already revoked.")
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(verb="token.revoked", target=token, details={"owner": token.user.username})
+    return token
+
+
+def token_authenticate(*, raw: str, ip: str | None) -> ApiToken:
+    """The active token matching `raw`, its last use refreshed.
+
+    The first use, and every use from a new address, is audited (`token.used`).
+    Raises NotAuthenticated for malformed, unknown, expired or revoked tokens, and for
+    tokens of deactivated users, with one message for all so none can be told apart.
+    """
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != "rh":
+        raise NotAuthenticated("Invalid token.")
+    token = ApiToken.objects.active().select_related("user").filter(prefix=parts[1]).first()
+    # compare_digest keeps the comparison time independent of where the digests differ.
+    if token is None or not hmac.compare_digest(token.secret_hash, hash_secret(parts[2])):
+        raise NotAuthenticated("Invalid token.")
+    now = timezone.now()
+    ip = ip or ""
+    new_address = token.last_used_ip != ip
+    if new_address or token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
+        with transaction.atomic():
+            # A plain UPDATE on purpose: usage is bookkeeping, not a change the token's history should show.
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+            if new_address:
+                audit_record(
+                    verb="token.used",
+                    target=token,
+                    actor=token.user,
+                    token=token,
+                    details={"owner": token.user.username},
+                )
+        token.last_used_at, token.last_used_ip = now, ip
+    return token
+
+
+def default_token_expiry() -> datetime:
+    return timezone.now() + timedelta(days=settings.API_TOKEN_DEFAULT_LIFETIME_DAYS)
+
+
+def team_create(*, name: str, slug: str = "", description: str = "") -> Team:
+    """Create a team and its backing group. Raises ValidationFailed, Conflict (slug taken)."""
+    name = name.strip()
+    slug = slugify(slug or name)
+    if not name or not slug:
+        raise ValidationFailed("A team needs a name.", fields={"name": ["This field may not be blank."]})
+    with transaction.atomic():
+        if Team.objects.filter(slug=slug).exists() or Group.objects.filter(name=f"team:{slug}").exists():
+            raise Conflict(f"A team with slug {slug!r} exists already.")
+        group = Group.objects.create(name=f"team:{slug}")
+        team = Team.objects.create(group=group, slug=slug, name=name, description=description)
+        audit_record(verb="team.created", target=team, details={"slug": slug})
+    return team
+
+
+def team_add_member(*, team: Team, user: User) -> None:
+    """Add `user` to `team` (no-op if already a member)."""
+    with transaction.atomic():
+        if user.groups.filter(pk=team.group_id).exists():
+            return
+        user.groups.add(team.group)
+        audit_record(verb="team.member_added", target=team, details={"user": user.username})
+
+
+def team_remove_member(*, team: Team, user: User) -> None:
+    """Remove `user` from `team`. Raises NotFound if they are not a member."""
+    with transaction.atomic():
+        if not user.groups.filter(pk=team.group_id).exists():
+            raise NotFound(f"{user.username} is not a member of {team.name}.")
+        user.groups.remove(team.group)
+        audit_record(verb="team.member_removed", target=team, details={"user": user.username})
+
+
+def user_ensure(
+    *, username: str, password: str, email: str = "", superuser: bool = False, first_name: str = "", last_name: str = ""
+) -> tuple[User, bool]:
+    """Create `username` if missing (returns (user, created)); an existing account is left as it is."""
+    with transaction.atomic():
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            return user, False
+        user = User(
+            username=username,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            is_staff=superuser,
+            is_superuser=superuser,
+        )
+        user.set_password(password)
+        user.save()
+        audit_record(verb="user.created", target=user, details={"superuser": superuser})
+    return user, True
+
+
+def team_grant(*, team: Team, perm: str, obj=None) -> None:
+    """Grant `perm` ("app_label.codename") to the team: on `obj` (django-guardian), or globally if obj is None."""
+    app_label, _, codename = perm.partition(".")
+    if not Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists():
+        raise ValidationFailed(f"Unknown permission {perm!r}.")
+    with transaction.atomic():
+        assign_perm(perm, team.group, obj)
+        audit_record(
+            verb="team.permission_granted",
+            target=team,
+            details={"permission": perm, "object": f"{obj._meta.label_lower}:{obj.pk}" if obj is not None else None},
+        )

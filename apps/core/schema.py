@@ -1,0 +1,38 @@
+"""OpenAPI schema generation (drf-spectacular)."""
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error body of every 4xx response (API.md "Conventions")."""
+
+    error = serializers.CharField(help_text="Machine-readable code, e.g. `invalid`, `not_found`, `conflict`.")
+    detail = serializers.CharField(help_text="Human-readable explanation.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation messages per field (dotted paths for nested fields).",
+    )
+    rules = serializers.ListField(child=serializers.DictField(), required=False, help_text="Failed policy rules.")
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """Documents the error responses every operation can return, so clients (and schemathesis) know them."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        errors = {"400": "Invalid input", "401": "Not authenticated", "403": "Not allowed", "429": "Throttled"}
+        if "{" in self.path:
+            errors["404"] = "Unknown, or not visible to the caller"
+        if self.method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            errors["409"] = "Conflict with the current state"
+        if self.method.upper() in ("POST", "PUT", "PATCH"):
+            errors["413"] = "Request body too large"
+        for code, description in errors.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, description=description), code, direction=direction
+                )
+        return responses

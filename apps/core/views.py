@@ -1,0 +1,119 @@
+import os
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views import defaults
+from django.views.decorators.cache import never_cache
+from kombu import Connection
+
+from apps.audit.selectors import audit_events_visible_to
+
+
+@never_cache
+def healthz(request):
+    """The process is up. Touches nothing else, so it stays cheap for frequent probes."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_broker() -> None:
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folder = options["data_folder_in"]
+        if not os.access(folder, os.W_OK):
+            raise OSError(f"queue folder {folder} is not writable")
+        return
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2, transport_options=options) as broker:
+        broker.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+
+
+@never_cache
+def readyz(request):
+    """200 when the database and the broker answer; 503 naming the one that does not."""
+    checks, ready = {}, True
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            check()
+        except Exception as exc:  # any failure means not ready; say which and why
+            checks[name], ready = f"error: {type(exc).__name__}: {exc}", False
+        else:
+            checks[name] = "ok"
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@login_required
+def dashboard(request):
+    recent = audit_events_visible_to(request.user).filter(actor=request.user).order_by("-id")[:8]
+    return render(request, "core/dashboard.html", {"recent_events": recent})
+
+
+# Sections whose features arrive with their own apps; until then each shows what it will hold.
+SECTIONS = {
+    "releases": {
+        "title": "Releases",
+        "icon": "box-seam",
+        "lead": "A release bundles artifact versions of an application and travels through its lifecycle.",
+        "empty": "No releases yet. Releases are created from registered artifacts, by hand or by a CD trigger.",
+    },
+    "deployments": {
+        "title": "Deployments",
+        "icon": "rocket-takeoff",
+        "lead": "Each deployment runs one release on one environment under an immutable, approved plan.",
+        "empty": "No deployments yet. Deployments run on Celery workers; their live logs appear here.",
+    },
+    "calendar": {
+        "title": "Calendar",
+        "icon": "calendar3",
+        "lead": "Deployment slots booked by teams, freeze windows and scheduled deployments.",
+        "empty": "No bookings or freezes yet.",
+    },
+    "environments": {
+        "title": "Environments",
+        "icon": "hdd-stack",
+        "lead": "Environments, their targets and variables, and the lifecycles that order them.",
+        "empty": "No environments visible to you yet.",
+    },
+    "applications": {
+        "title": "Applications",
+        "icon": "grid-3x3-gap",
+        "lead": "Applications and the build artifacts CI registers for them.",
+        "empty": "No applications visible to you yet.",
+    },
+}
+
+
+@login_required
+def section(request, name: str):
+    if name not in SECTIONS:
+        raise Http404
+    return render(request, "core/section.html", {"section": SECTIONS[name], "name": name})
+
+
+def _api_error(code: str, detail: str, status: int):
+    return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+def page_not_found(request, exception):
+    """JSON under /api/ (clients parse the error body), the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _api_error("not_found", f"No API endpoint at {request.path}.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def permission_denied(request, exception):
+    if request.path.startswith("/api/"):
+        return _api_error("permission_denied", "You do not have permission to do this.", 403)
+    return defaults.permission_denied(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return _api_error("server_error", "Internal error; it has been logged.", 500)
+    return defaults.server_error(request)
