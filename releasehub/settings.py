@@ -5,6 +5,7 @@ embedded mode used by `make run` and `make test`: SQLite and a file-system broke
 ``var/``, so nothing but Python is needed. README.md lists every variable.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -20,14 +21,19 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _local_secret(name: str, make) -> str:
-    """A secret generated once and kept in VAR_DIR: stable across restarts in the embedded mode.
+    """A secret generated on first start and kept in VAR_DIR (mode 0600), used when no variable sets it.
 
-    Production sets the environment variable instead; compose files require it.
+    Processes sharing VAR_DIR (web, worker, beat; or compose containers sharing a volume)
+    read the same value. The file is created exclusively, so concurrent first starts agree.
     """
     path = VAR_DIR / name
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
     return path.read_text().strip()
 
 
@@ -113,8 +119,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    # A file, not :memory:, so a Celery worker thread and the live server share the test database.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not :memory:, so a Celery worker thread and the live server share the test database;
+    # one per process, so test runs side by side never share one.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
@@ -210,7 +217,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "broker"

@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from simple_history.admin import SimpleHistoryAdmin
+
+from apps.core.admin import AuditedAdminMixin
 
 from .models import ApiToken, Team, User
 
@@ -13,19 +16,25 @@ class NoDeleteMixin:
 
 
 @admin.register(User)
-class UserAdmin(NoDeleteMixin, SimpleHistoryAdmin, BaseUserAdmin):
+class UserAdmin(NoDeleteMixin, AuditedAdminMixin, SimpleHistoryAdmin, BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Preferences", {"fields": ("timezone",)}))
+    # Team membership and permissions change on the Teams pages, whose services audit every change.
+    readonly_fields = ["groups", "user_permissions", "last_login", "date_joined"]
     history_list_display = ["is_active", "is_staff"]
 
 
+# Groups back teams; they are managed through teams (pages and services), never on their own.
+admin.site.unregister(Group)
+
+
 @admin.register(Team)
-class TeamAdmin(SimpleHistoryAdmin):
+class TeamAdmin(NoDeleteMixin, AuditedAdminMixin, SimpleHistoryAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["group"]
+    readonly_fields = ["group", "slug"]
 
     def has_add_permission(self, request) -> bool:
-        return False  # created by services.team_create (pages, seed_demo), which also creates the group
+        return False  # created on the Teams page by services.team_create, which also creates the group
 
 
 @admin.register(ApiToken)

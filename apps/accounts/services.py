@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,15 +11,16 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from apps.core.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 
-from .models import ApiToken, Team, User, hash_secret
+from .models import TOKEN_PREFIX_LENGTH, ApiToken, Team, User, hash_secret
 
 # last_used_at is refreshed at most this often, so busy CI tokens do not write on every call.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+_PREFIX = re.compile(rf"[0-9a-f]{{{TOKEN_PREFIX_LENGTH}}}")
 
 
 def _check_scopes(scopes: list[str]) -> list[str]:
@@ -74,7 +76,7 @@ def token_revoke(*, token_id: int, actor: User) -> ApiToken:
             raise Conflict("This token is already revoked.")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(verb="token.revoked", target=token, details={"owner": token.user.username})
+        audit_record(verb="token.revoked", target=token, actor=actor, details={"owner": token.user.username})
     return token
 
 
@@ -86,7 +88,8 @@ def token_authenticate(*, raw: str, ip: str | None) -> ApiToken:
     tokens of deactivated users, with one message for all so none can be told apart.
     """
     parts = raw.split("_", 2)
-    if len(parts) != 3 or parts[0] != "rh":
+    # The prefix is hex (ApiToken.generate): anything else, e.g. a NUL that PostgreSQL refuses, is not looked up.
+    if len(parts) != 3 or parts[0] != "rh" or not _PREFIX.fullmatch(parts[1]):
         raise NotAuthenticated("Invalid token.")
     token = ApiToken.objects.active().select_related("user").filter(prefix=parts[1]).first()
     # compare_digest keeps the comparison time independent of where the digests differ.
@@ -115,37 +118,48 @@ def default_token_expiry() -> datetime:
     return timezone.now() + timedelta(days=settings.API_TOKEN_DEFAULT_LIFETIME_DAYS)
 
 
-def team_create(*, name: str, slug: str = "", description: str = "") -> Team:
-    """Create a team and its backing group. Raises ValidationFailed, Conflict (slug taken)."""
+def _require_team_admin(actor: User | None) -> None:
+    """Teams and roles are managed by staff; `actor=None` is the system (management commands)."""
+    if actor is not None and not (actor.is_staff or actor.is_superuser):
+        raise PermissionDenied("Only administrators manage teams.")
+
+
+def team_create(*, actor: User | None, name: str, slug: str = "", description: str = "") -> Team:
+    """Create a team and its backing group. Raises PermissionDenied, ValidationFailed, Conflict (slug taken)."""
+    _require_team_admin(actor)
     name = name.strip()
     slug = slugify(slug or name)
     if not name or not slug:
         raise ValidationFailed("A team needs a name.", fields={"name": ["This field may not be blank."]})
     with transaction.atomic():
         if Team.objects.filter(slug=slug).exists() or Group.objects.filter(name=f"team:{slug}").exists():
-            raise Conflict(f"A team with slug {slug!r} exists already.")
+            raise Conflict(f"A team with slug {slug!r} exists already.", fields={"slug": ["Already taken."]})
         group = Group.objects.create(name=f"team:{slug}")
-        team = Team.objects.create(group=group, slug=slug, name=name, description=description)
-        audit_record(verb="team.created", target=team, details={"slug": slug})
+        team = Team.objects.create(group=group, slug=slug, name=name, description=description.strip())
+        audit_record(verb="team.created", target=team, actor=actor, details={"slug": slug})
     return team
 
 
-def team_add_member(*, team: Team, user: User) -> None:
-    """Add `user` to `team` (no-op if already a member)."""
+def team_add_member(*, actor: User | None, team: Team, user: User) -> None:
+    """Add `user` to `team` (no-op if already a member). Raises PermissionDenied, ValidationFailed (inactive user)."""
+    _require_team_admin(actor)
+    if not user.is_active:
+        raise ValidationFailed(f"{user.username} is deactivated.")
     with transaction.atomic():
         if user.groups.filter(pk=team.group_id).exists():
             return
         user.groups.add(team.group)
-        audit_record(verb="team.member_added", target=team, details={"user": user.username})
+        audit_record(verb="team.member_added", target=team, actor=actor, details={"user": user.username})
 
 
-def team_remove_member(*, team: Team, user: User) -> None:
-    """Remove `user` from `team`. Raises NotFound if they are not a member."""
+def team_remove_member(*, actor: User | None, team: Team, user: User) -> None:
+    """Remove `user` from `team`. Raises PermissionDenied, NotFound (not a member)."""
+    _require_team_admin(actor)
     with transaction.atomic():
         if not user.groups.filter(pk=team.group_id).exists():
             raise NotFound(f"{user.username} is not a member of {team.name}.")
         user.groups.remove(team.group)
-        audit_record(verb="team.member_removed", target=team, details={"user": user.username})
+        audit_record(verb="team.member_removed", target=team, actor=actor, details={"user": user.username})
 
 
 def user_ensure(
@@ -170,15 +184,51 @@ def user_ensure(
     return user, True
 
 
-def team_grant(*, team: Team, perm: str, obj=None) -> None:
-    """Grant `perm` ("app_label.codename") to the team: on `obj` (django-guardian), or globally if obj is None."""
+def _permission(perm: str) -> Permission:
     app_label, _, codename = perm.partition(".")
-    if not Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists():
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+    if permission is None:
         raise ValidationFailed(f"Unknown permission {perm!r}.")
+    return permission
+
+
+def team_grant(*, team: Team, perm: str, obj=None, actor: User | None = None) -> None:
+    """Grant `perm` ("app_label.codename") to the team: on `obj` (django-guardian), or globally if obj is None.
+
+    Low level: the calling service checks that its actor may grant it.
+    """
+    _permission(perm)
     with transaction.atomic():
         assign_perm(perm, team.group, obj)
-        audit_record(
-            verb="team.permission_granted",
-            target=team,
-            details={"permission": perm, "object": f"{obj._meta.label_lower}:{obj.pk}" if obj is not None else None},
-        )
+        audit_record(verb="team.permission_granted", target=team, actor=actor, details=_grant_details(perm, obj))
+
+
+def team_revoke(*, team: Team, perm: str, obj=None, actor: User | None = None) -> None:
+    """Withdraw what team_grant granted. Low level, like team_grant."""
+    _permission(perm)
+    with transaction.atomic():
+        remove_perm(perm, team.group, obj)
+        audit_record(verb="team.permission_revoked", target=team, actor=actor, details=_grant_details(perm, obj))
+
+
+def _grant_details(perm: str, obj) -> dict:
+    return {"permission": perm, "object": f"{obj._meta.label_lower}:{obj.pk}" if obj is not None else None}
+
+
+# Global roles a team can hold: name -> (permission, what it allows).
+TEAM_ROLES = {
+    "auditor": ("audit.view_auditevent", "Reads the whole audit trail"),
+}
+
+
+def team_role_set(*, actor: User | None, team: Team, role: str, enabled: bool) -> None:
+    """Give or take a global role (TEAM_ROLES). Raises PermissionDenied, ValidationFailed (unknown role)."""
+    _require_team_admin(actor)
+    if role not in TEAM_ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}.")
+    perm = TEAM_ROLES[role][0]
+    holds = team.group.permissions.filter(pk=_permission(perm).pk).exists()
+    if enabled and not holds:
+        team_grant(team=team, perm=perm, actor=actor)
+    elif holds and not enabled:
+        team_revoke(team=team, perm=perm, actor=actor)

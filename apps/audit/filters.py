@@ -1,6 +1,7 @@
 import django_filters
 
 from apps.core.context import Channel
+from apps.core.filters import IsoDateTimeFilter
 
 from .models import AuditEvent
 
@@ -13,8 +14,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     object_type = django_filters.CharFilter(help_text="e.g. `accounts.apitoken`.")
     object_id = django_filters.CharFilter()
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
+    since = IsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
+    until = IsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
 
     class Meta:
         model = AuditEvent

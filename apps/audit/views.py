@@ -2,6 +2,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
+from apps.core.context import Channel
+
 from .filters import AuditEventFilterSet
 from .selectors import audit_events_visible_to, can_view_all_audit
 
@@ -21,5 +23,6 @@ def audit_log(request):
         "page": page,
         "query": query.urlencode(),
         "sees_all": can_view_all_audit(request.user),
+        "channels": Channel.choices,
     }
     return render(request, "audit/log.html", context)

@@ -26,4 +26,29 @@ class JSONParser(parsers.JSONParser):
             if len(data) > limit:
                 raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
             stream = io.BytesIO(data)
-        return super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:  # DRF turns only ValueError into a ParseError
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
+        _reject_lone_surrogates(data)
+        return data
+
+
+def _reject_lone_surrogates(data) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"): text that no database or response can encode.
+
+    Raises ParseError (400) for any such string, key or value, instead of a 500 later on.
+    """
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise exceptions.ParseError("JSON parse error - invalid Unicode (a lone surrogate).") from exc
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)

@@ -24,8 +24,14 @@ class AutoSchema(SpectacularAutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         errors = {"400": "Invalid input", "401": "Not authenticated", "403": "Not allowed", "429": "Throttled"}
+        not_found = []
         if "{" in self.path:
-            errors["404"] = "Unknown, or not visible to the caller"
+            not_found.append("Unknown, or not visible to the caller")
+        if self._is_paginated_list():
+            # DRF's PageNumberPagination answers 404 for ?page= past the last page or not a number.
+            not_found.append("No such page")
+        if not_found:
+            errors["404"] = "; ".join(not_found)
         if self.method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
             errors["409"] = "Conflict with the current state"
         if self.method.upper() in ("POST", "PUT", "PATCH"):
@@ -36,3 +42,6 @@ class AutoSchema(SpectacularAutoSchema):
                     OpenApiResponse(ErrorSerializer, description=description), code, direction=direction
                 )
         return responses
+
+    def _is_paginated_list(self) -> bool:
+        return self.method.upper() == "GET" and self._is_list_view() and self._get_paginator() is not None

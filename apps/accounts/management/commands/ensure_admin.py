@@ -1,4 +1,5 @@
 import os
+import secrets
 
 from django.core.management.base import BaseCommand
 
@@ -11,11 +12,20 @@ class Command(BaseCommand):
         "RELEASEHUB_ADMIN_USERNAME / RELEASEHUB_ADMIN_PASSWORD / RELEASEHUB_ADMIN_EMAIL (default admin / admin)."
     )
 
-    def handle(self, *args, **options) -> None:
-        username = os.environ.get("RELEASEHUB_ADMIN_USERNAME", "admin")
-        password = os.environ.get("RELEASEHUB_ADMIN_PASSWORD", "admin")
-        email = os.environ.get("RELEASEHUB_ADMIN_EMAIL", "admin@example.com")
-        _user, created = user_ensure(username=username, password=password, email=email, superuser=True)
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--generate-password",
+            action="store_true",
+            help="Without RELEASEHUB_ADMIN_PASSWORD, use a random password (printed once) instead of 'admin'.",
+        )
+
+    def handle(self, *args, generate_password: bool = False, **options) -> None:
+        username = os.environ.get("RELEASEHUB_ADMIN_USERNAME") or "admin"
+        password = os.environ.get("RELEASEHUB_ADMIN_PASSWORD") or (
+            secrets.token_urlsafe(12) if generate_password else "admin"
+        )
+        email = os.environ.get("RELEASEHUB_ADMIN_EMAIL") or "admin@example.com"
+        _, created = user_ensure(username=username, password=password, email=email, superuser=True)
         if created:
             self.stdout.write(self.style.SUCCESS(f"Administrator created: {username} / {password}"))
         else:

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.accounts.models import Team
-from apps.accounts.services import team_add_member, team_create, team_grant, user_ensure
+from apps.accounts.services import team_add_member, team_create, team_role_set, user_ensure
 
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo accounts)
 
@@ -31,10 +31,9 @@ class Command(BaseCommand):
             teams = {}
             for slug, name, description in TEAMS:
                 teams[slug] = Team.objects.filter(slug=slug).first() or team_create(
-                    slug=slug, name=name, description=description
+                    actor=None, slug=slug, name=name, description=description
                 )
-            if not teams["auditors"].group.permissions.filter(codename="view_auditevent").exists():
-                team_grant(team=teams["auditors"], perm="audit.view_auditevent")
+            team_role_set(actor=None, team=teams["auditors"], role="auditor", enabled=True)
             for username, first, last, member_of in USERS:
                 user, _ = user_ensure(
                     username=username,
@@ -44,7 +43,7 @@ class Command(BaseCommand):
                     last_name=last,
                 )
                 for slug in member_of:
-                    team_add_member(team=teams[slug], user=user)
+                    team_add_member(actor=None, team=teams[slug], user=user)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: teams {', '.join(teams)}; people {', '.join(u[0] for u in USERS)} "

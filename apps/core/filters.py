@@ -1,0 +1,32 @@
+"""Query-string filters shared by the apps' APIs and pages (django-filter)."""
+
+from datetime import UTC
+
+import django_filters
+from django import forms
+from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC here rather than by the database driver.
+
+    ISO 8601 allows values no database compares: SQLite's adapter overflows converting
+    0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00 to UTC, and PostgreSQL refuses UTC
+    offsets beyond ±15:59. Converted here, such input is a 400 instead of a 500.
+    """
+
+    default_error_messages = {"overflow": "Date and time out of the supported range."}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None or timezone.is_naive(value):
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(self.error_messages["overflow"], code="overflow") from exc
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
