@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.audit",
+    "apps.environments",
+    "apps.catalog",
 ]
 
 MIDDLEWARE = [
@@ -250,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("AUDIT_VERIFY_INTERVAL", default=24 * 3600),
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
+    "purge-idempotency-keys": {
+        "task": "core.purge_idempotency_keys",
+        "schedule": 3600,
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
@@ -270,5 +277,8 @@ API_TOKEN_SCOPES = {
     "artifacts:write": "Register build artifacts",
     "releases:write": "Create releases",
     "deployments:write": "Request, approve and control deployments",
+    "config:write": "Change environments, targets, variables, applications and lifecycles",
 }
 API_TOKEN_DEFAULT_LIFETIME_DAYS = env.int("API_TOKEN_DEFAULT_LIFETIME_DAYS", default=90)
+# Seconds an Idempotency-Key and its response are kept for replay.
+IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)

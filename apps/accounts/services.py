@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from guardian.shortcuts import assign_perm, remove_perm
+from guardian.shortcuts import assign_perm, get_group_perms, remove_perm
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
@@ -195,9 +195,12 @@ def _permission(perm: str) -> Permission:
 def team_grant(*, team: Team, perm: str, obj=None, actor: User | None = None) -> None:
     """Grant `perm` ("app_label.codename") to the team: on `obj` (django-guardian), or globally if obj is None.
 
-    Low level: the calling service checks that its actor may grant it.
+    A no-op when the team holds it already. Low level: the calling service checks that its
+    actor may grant it.
     """
     _permission(perm)
+    if _holds(team, perm, obj):
+        return
     with transaction.atomic():
         assign_perm(perm, team.group, obj)
         audit_record(verb="team.permission_granted", target=team, actor=actor, details=_grant_details(perm, obj))
@@ -206,9 +209,19 @@ def team_grant(*, team: Team, perm: str, obj=None, actor: User | None = None) ->
 def team_revoke(*, team: Team, perm: str, obj=None, actor: User | None = None) -> None:
     """Withdraw what team_grant granted. Low level, like team_grant."""
     _permission(perm)
+    if not _holds(team, perm, obj):
+        return
     with transaction.atomic():
         remove_perm(perm, team.group, obj)
         audit_record(verb="team.permission_revoked", target=team, actor=actor, details=_grant_details(perm, obj))
+
+
+def _holds(team: Team, perm: str, obj) -> bool:
+    """Whether the team's own grants include `perm` (globally, or on `obj`)."""
+    codename = perm.partition(".")[2]
+    if obj is None:
+        return team.group.permissions.filter(pk=_permission(perm).pk).exists()
+    return codename in get_group_perms(team.group, obj)
 
 
 def _grant_details(perm: str, obj) -> dict:
@@ -227,8 +240,7 @@ def team_role_set(*, actor: User | None, team: Team, role: str, enabled: bool) -
     if role not in TEAM_ROLES:
         raise ValidationFailed(f"Unknown role {role!r}.")
     perm = TEAM_ROLES[role][0]
-    holds = team.group.permissions.filter(pk=_permission(perm).pk).exists()
-    if enabled and not holds:
+    if enabled:
         team_grant(team=team, perm=perm, actor=actor)
-    elif holds and not enabled:
+    else:
         team_revoke(team=team, perm=perm, actor=actor)

@@ -4,6 +4,8 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.core.validators import RegexValidator
+from django.db import connection
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 
@@ -30,3 +32,26 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class LabelFilter(django_filters.CharFilter):
+    """`?label=key:value` on a JSON `labels` field.
+
+    PostgreSQL answers with JSON containment (`@>`), which a GIN index on labels serves;
+    SQLite compares the extracted key (JSON_EXTRACT).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("help_text", "key:value, e.g. team:payments.")
+        kwargs.setdefault("field_name", "labels")
+        # The key as a lookup path: no "__", which the ORM would read as a separator.
+        kwargs.setdefault("validators", [RegexValidator(r"^(?!.*__)[A-Za-z0-9._/-]+:", "Use key:value.")])
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        key, _, wanted = value.partition(":")
+        if connection.vendor == "postgresql":
+            return qs.filter(**{f"{self.field_name}__contains": {key: wanted}})
+        return qs.filter(**{f"{self.field_name}__{key}": wanted})

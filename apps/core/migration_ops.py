@@ -59,3 +59,33 @@ class AppendOnly(Operation):
     @property
     def migration_name_fragment(self) -> str:
         return f"{self.model_name}_append_only"
+
+
+class PostgresOnlySQL(Operation):
+    """SQL that only PostgreSQL runs (e.g. a GIN index); other databases skip it.
+
+    `PostgresOnlySQL("CREATE INDEX ... USING gin (labels jsonb_path_ops)", "DROP INDEX ...")`
+    """
+
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, sql: str, reverse_sql: str) -> None:
+        self.sql, self.reverse_sql = sql, reverse_sql
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.sql, self.reverse_sql], {}
+
+    def state_forwards(self, app_label, state) -> None:
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(self.sql, params=None)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(self.reverse_sql, params=None)
+
+    def describe(self) -> str:
+        return "PostgreSQL only: " + self.sql[:60]

@@ -1,8 +1,26 @@
+"""Demo data for `make run`: teams, people, environments, a lifecycle, applications and artifacts.
+
+Idempotent: what exists (by slug, username or version) is left as it is. Everything is
+created through the services, so the audit trail and history show it like any other change.
+"""
+
+import hashlib
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from apps.accounts.models import Team
+from apps.accounts.models import Team, User
 from apps.accounts.services import team_add_member, team_create, team_role_set, user_ensure
+from apps.catalog.models import Application, Artifact
+from apps.catalog.services import application_create, application_grant, artifact_register
+from apps.environments.models import Environment, Lifecycle
+from apps.environments.services import (
+    environment_create,
+    environment_grant,
+    lifecycle_create,
+    target_create,
+    variable_create,
+)
 
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo accounts)
 
@@ -20,33 +38,208 @@ USERS = [
     ("bob", "Bob", "Nguyen", ["release-managers", "platform"]),
     ("carol", "Carol", "Schmidt", ["storefront"]),
     ("dave", "Dave", "Okafor", ["auditors"]),
+    ("ci-bot", "CI", "Bot", ["payments", "storefront"]),
+]
+
+ENVIRONMENTS = [
+    # slug, name, tier, time zone, requires booking, protected, targets [(name, address, slot)]
+    ("dev", "Development", "development", "UTC", False, False, [("dev-1", "10.0.1.11", "none")]),
+    ("test", "Test", "test", "UTC", False, False, [("test-1", "10.0.2.11", "none"), ("test-2", "10.0.2.12", "none")]),
+    ("staging", "Staging", "staging", "Europe/Berlin", False, False, [("staging-1", "10.0.3.11", "none")]),
+    (
+        "prod",
+        "Production",
+        "production",
+        "Europe/Berlin",
+        True,
+        True,
+        [
+            ("prod-blue-1", "10.0.4.11", "blue"),
+            ("prod-blue-2", "10.0.4.12", "blue"),
+            ("prod-green-1", "10.0.4.21", "green"),
+            ("prod-green-2", "10.0.4.22", "green"),
+        ],
+    ),
+]
+
+# Team grants per environment, beyond the owner team's (platform owns them all).
+ENVIRONMENT_GRANTS = {
+    "payments": {
+        "dev": ["view", "deploy"],
+        "test": ["view", "deploy"],
+        "staging": ["view", "deploy"],
+        "prod": ["view"],
+    },
+    "storefront": {"dev": ["view", "deploy"], "test": ["view", "deploy"], "staging": ["view"], "prod": ["view"]},
+    "release-managers": {"staging": ["view", "approve"], "prod": ["view", "approve"]},
+    "auditors": {"dev": ["view"], "test": ["view"], "staging": ["view"], "prod": ["view"]},
+}
+
+APPLICATIONS = [
+    # slug, name, owner team, repository, versions [(version, branch)], oldest first
+    (
+        "payments-api",
+        "Payments API",
+        "payments",
+        "https://git.example.com/payments/payments-api",
+        [("1.3.0", "main"), ("1.4.0", "main"), ("1.4.1", "main"), ("1.4.2", "main"), ("1.5.0-rc.1", "release/1.5")],
+    ),
+    (
+        "storefront-web",
+        "Storefront web",
+        "storefront",
+        "https://git.example.com/storefront/web",
+        [("2.0.0", "main"), ("2.1.0", "main"), ("2.2.0-beta.1", "feature/checkout-v2")],
+    ),
+    (
+        "ledger-worker",
+        "Ledger worker",
+        "payments",
+        "https://git.example.com/payments/ledger",
+        [("2026.11.20-a1b2c3d", "main"), ("2026.11.24-e4f5a6b", "main")],
+    ),
 ]
 
 
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 class Command(BaseCommand):
-    help = f"Load demo teams and people (password {DEMO_PASSWORD!r}). Safe to run again: existing rows are kept."
+    help = (
+        f"Load demo teams, people (password {DEMO_PASSWORD!r}), environments, a lifecycle, applications and artifacts."
+    )
 
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
-            teams = {}
-            for slug, name, description in TEAMS:
-                teams[slug] = Team.objects.filter(slug=slug).first() or team_create(
-                    actor=None, slug=slug, name=name, description=description
-                )
-            team_role_set(actor=None, team=teams["auditors"], role="auditor", enabled=True)
-            for username, first, last, member_of in USERS:
-                user, _ = user_ensure(
-                    username=username,
-                    password=DEMO_PASSWORD,
-                    email=f"{username}@example.com",
-                    first_name=first,
-                    last_name=last,
-                )
-                for slug in member_of:
-                    team_add_member(actor=None, team=teams[slug], user=user)
+            teams = self._teams()
+            environments = self._environments(teams)
+            self._lifecycle(environments)
+            self._applications(teams)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: teams {', '.join(teams)}; people {', '.join(u[0] for u in USERS)} "
-                f"(password {DEMO_PASSWORD!r})."
+                f"(password {DEMO_PASSWORD!r}); environments {', '.join(environments)}; "
+                f"applications {', '.join(a[0] for a in APPLICATIONS)}."
             )
         )
+
+    def _teams(self) -> dict[str, Team]:
+        teams = {}
+        for slug, name, description in TEAMS:
+            teams[slug] = Team.objects.filter(slug=slug).first() or team_create(
+                actor=None, slug=slug, name=name, description=description
+            )
+        team_role_set(actor=None, team=teams["auditors"], role="auditor", enabled=True)
+        for username, first, last, member_of in USERS:
+            user, _ = user_ensure(
+                username=username,
+                password=DEMO_PASSWORD,
+                email=f"{username}@example.com",
+                first_name=first,
+                last_name=last,
+            )
+            for slug in member_of:
+                team_add_member(actor=None, team=teams[slug], user=user)
+        return teams
+
+    def _environments(self, teams: dict[str, Team]) -> dict[str, Environment]:
+        environments = {}
+        for slug, name, tier, tz, booking, protected, targets in ENVIRONMENTS:
+            environment = Environment.objects.filter(slug=slug).first()
+            if environment is None:
+                environment = environment_create(
+                    actor=None,
+                    slug=slug,
+                    name=name,
+                    tier=tier,
+                    owner_team=teams["platform"],
+                    timezone=tz,
+                    requires_booking=booking,
+                    protected=protected,
+                    labels={"region": "eu-central", "tier": tier},
+                    description=f"{name} environment of the demo shop.",
+                )
+                for target_name, address, slot in targets:
+                    target_create(
+                        actor=None,
+                        environment=environment,
+                        name=target_name,
+                        address=address,
+                        slot=slot,
+                        path=f"/srv/apps/{target_name}",
+                        health_check_url=f"http://{address}:8080/healthz",
+                        attributes={"port": 8080, "weight": 1},
+                    )
+                variable_create(
+                    actor=None,
+                    environment=environment,
+                    name="LOG_LEVEL",
+                    value="debug" if tier != "production" else "info",
+                )
+                variable_create(
+                    actor=None, environment=environment, name="REPLICAS", value="1" if tier != "production" else "4"
+                )
+                variable_create(
+                    actor=None,
+                    environment=environment,
+                    name="DATABASE_PASSWORD",
+                    value=f"{slug}-demo-secret-{hashlib.sha256(slug.encode()).hexdigest()[:8]}",
+                    secret=True,
+                )
+            environments[slug] = environment
+        prod = environments["prod"]
+        first_target = prod.targets.order_by("name").first()
+        if not prod.variables.filter(target=first_target).exists():
+            variable_create(actor=None, environment=prod, target=first_target, name="LOG_LEVEL", value="debug")
+        for team_slug, grants in ENVIRONMENT_GRANTS.items():
+            for env_slug, actions in grants.items():
+                for action in actions:
+                    environment_grant(
+                        actor=None, environment=environments[env_slug], team=teams[team_slug], action=action
+                    )
+        return environments
+
+    def _lifecycle(self, environments: dict[str, Environment]) -> None:
+        if Lifecycle.objects.filter(slug="standard").exists():
+            return
+        lifecycle_create(
+            actor=None,
+            slug="standard",
+            name="Standard",
+            description="Development and test promote on their own; staging and production need a person.",
+            stages=[
+                {"name": "Development", "automatic": True, "environments": [environments["dev"]]},
+                {"name": "Test", "automatic": True, "environments": [environments["test"]]},
+                {"name": "Staging", "automatic": False, "environments": [environments["staging"]]},
+                {"name": "Production", "automatic": False, "environments": [environments["prod"]]},
+            ],
+        )
+
+    def _applications(self, teams: dict[str, Team]) -> None:
+        ci = User.objects.get(username="ci-bot")
+        for slug, name, owner, repository, versions in APPLICATIONS:
+            application = Application.objects.filter(slug=slug).first() or application_create(
+                actor=None,
+                slug=slug,
+                name=name,
+                owner_team=teams[owner],
+                repository_url=repository,
+                description=f"{name}, built by the {teams[owner].name} team.",
+            )
+            for team in ("release-managers", "auditors", "platform"):
+                application_grant(actor=None, application=application, team=teams[team], action="view")
+            for index, (version, branch) in enumerate(versions):
+                if Artifact.objects.filter(application=application, version=version).exists():
+                    continue
+                artifact_register(
+                    actor=ci,
+                    application=slug,
+                    version=version,
+                    digest=_digest(f"{slug}-{version}"),
+                    uri=f"https://artifacts.example.com/{slug}/{slug}-{version}.tar.gz",
+                    commit=hashlib.sha1(f"{slug}{version}".encode()).hexdigest(),  # noqa: S324  (a made-up commit id)
+                    branch=branch,
+                    build_url=f"https://ci.example.com/{slug}/builds/{1000 + index}",
+                    labels={"team": owner},
+                )

@@ -1,0 +1,60 @@
+from rest_framework import serializers
+
+from apps.accounts.models import Team
+from apps.environments.api.serializers import LABELS
+
+from ..models import DIGEST, URI, VERSION, Application, Artifact
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
+    class Meta:
+        model = Application
+        fields = ["slug", "name", "description", "owner_team", "repository_url", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"slug": {"validators": []}}  # uniqueness: the service answers 409
+
+
+class ApplicationUpdateSerializer(ApplicationSerializer):
+    class Meta(ApplicationSerializer.Meta):
+        read_only_fields = ["slug", "created_at", "updated_at"]
+
+
+class ArtifactRegisterSerializer(serializers.Serializer):
+    """What CI sends to register a build (API.md "Catalog")."""
+
+    application = serializers.SlugField(max_length=50, help_text="Slug of the application.")
+    version = serializers.CharField(max_length=128, validators=[VERSION], help_text="e.g. 1.4.2 or 1.5.0-rc.1")
+    digest = serializers.CharField(max_length=71, validators=[DIGEST], help_text="sha256:<64 lowercase hex digits>")
+    uri = serializers.CharField(max_length=2048, validators=[URI], help_text="Where the build can be fetched.")
+    commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False, allow_blank=True, help_text="Commit hash.")
+    branch = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    build_url = serializers.URLField(max_length=2048, required=False, allow_blank=True)
+    labels = serializers.JSONField(required=False, **LABELS)
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    application = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    registered_token = serializers.SlugRelatedField(
+        slug_field="prefix", read_only=True, help_text="Prefix of the API token that registered it, if any."
+    )
+
+    class Meta:
+        model = Artifact
+        fields = [
+            "id",
+            "application",
+            "version",
+            "digest",
+            "uri",
+            "commit",
+            "branch",
+            "build_url",
+            "labels",
+            "registered_at",
+            "registered_by",
+            "registered_token",
+        ]
+        read_only_fields = fields

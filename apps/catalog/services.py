@@ -1,0 +1,173 @@
+"""Writes for applications, artifacts and application access. Each audits itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import ApiToken, Team, User
+from apps.accounts.services import team_grant, team_revoke
+from apps.audit.services import audit_record
+from apps.core.changes import apply_changes, validated_save
+from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.permissions import can, ensure_can
+
+from .models import APPLICATION_ACTIONS, Application, Artifact
+from .versions import version_sort_key
+
+# What the owner team of a new application may do with it at once.
+OWNER_ACTIONS = ("view", "register", "manage")
+APPLICATION_FIELDS = {"name", "description", "owner_team", "repository_url"}
+
+
+def _ensure_manage(actor: User | None, application: Application) -> None:
+    """`manage` on the application; `actor=None` is the system (commands, seed data)."""
+    if actor is not None:
+        ensure_can(actor, "manage", application)
+
+
+def application_create(*, actor: User | None, slug: str, name: str, owner_team: Team, **fields: Any) -> Application:
+    """Create an application; its owner team may view it, register artifacts and manage it.
+
+    Raises PermissionDenied (no add_application), ValidationFailed, Conflict (slug taken).
+    """
+    if actor is not None and not actor.has_perm("catalog.add_application"):
+        raise PermissionDenied("You may not create applications; ask an administrator.")
+    unknown = set(fields) - APPLICATION_FIELDS
+    if unknown:
+        raise ValidationFailed(fields={field: ["Unknown field."] for field in sorted(unknown)})
+    application = Application(slug=slug, name=name, owner_team=owner_team, **fields)
+    with transaction.atomic():
+        validated_save(application, conflict=f"An application with slug {slug!r} exists already.")
+        for action in OWNER_ACTIONS:
+            team_grant(team=owner_team, perm=f"catalog.{action}_application", obj=application, actor=actor)
+        audit_record(
+            verb="application.created", target=application, actor=actor, details={"owner_team": owner_team.slug}
+        )
+    return application
+
+
+def application_update(*, actor: User | None, application: Application, **changes: Any) -> Application:
+    """Change an application's fields (not its slug). Raises NotFound, PermissionDenied, ValidationFailed."""
+    _ensure_manage(actor, application)
+    unknown = set(changes) - APPLICATION_FIELDS
+    if unknown:
+        raise ValidationFailed(fields={field: ["This field cannot be changed."] for field in sorted(unknown)})
+    with transaction.atomic():
+        application = Application.objects.select_for_update().get(pk=application.pk)
+        diff = apply_changes(application, changes)
+        if diff:
+            validated_save(application)
+            audit_record(verb="application.updated", target=application, actor=actor, details={"changes": diff})
+    return application
+
+
+def application_delete(*, actor: User | None, application: Application) -> None:
+    """Delete an application without artifacts. Raises NotFound, PermissionDenied, Conflict."""
+    _ensure_manage(actor, application)
+    with transaction.atomic():
+        if application.artifacts.exists():
+            raise Conflict("Applications with registered artifacts are kept: their artifacts are the record.")
+        audit_record(verb="application.deleted", target=application, actor=actor, details={"slug": application.slug})
+        application.delete()
+
+
+def application_grant(*, actor: User | None, application: Application, team: Team, action: str) -> None:
+    """Grant `action` on the application to `team`. Raises NotFound, PermissionDenied, ValidationFailed."""
+    _check_access_change(actor, application, action)
+    team_grant(team=team, perm=f"catalog.{action}_application", obj=application, actor=actor)
+
+
+def application_revoke(*, actor: User | None, application: Application, team: Team, action: str) -> None:
+    _check_access_change(actor, application, action)
+    team_revoke(team=team, perm=f"catalog.{action}_application", obj=application, actor=actor)
+
+
+def _check_access_change(actor: User | None, application: Application, action: str) -> None:
+    _ensure_manage(actor, application)
+    if action not in APPLICATION_ACTIONS:
+        raise ValidationFailed(f"Unknown permission {action!r}; use one of {', '.join(APPLICATION_ACTIONS)}.")
+
+
+def artifact_register(
+    *,
+    actor: User,
+    application: str,
+    version: str,
+    digest: str,
+    uri: str,
+    commit: str = "",
+    branch: str = "",
+    build_url: str = "",
+    labels: dict | None = None,
+    token: ApiToken | None = None,
+) -> tuple[Artifact, bool]:
+    """Register a build of `application` (a slug); returns (artifact, created).
+
+    Idempotent: the same version with the same digest returns the stored artifact
+    (created=False). Raises ValidationFailed (unknown application, bad fields),
+    PermissionDenied (no `register` permission), Conflict (the version exists with another
+    digest; the attempt is audited, since it may be an attempt to replace a build).
+    """
+    app = Application.objects.filter(slug=application).first()
+    if app is None or not (can(actor, "view", app) or can(actor, "register", app)):
+        raise ValidationFailed(fields={"application": [f"Unknown application {application!r}."]})
+    if not can(actor, "register", app):
+        raise PermissionDenied(f"You may not register artifacts of {app.slug}.")
+    now = timezone.now()
+    artifact = Artifact(
+        application=app,
+        version=version,
+        digest=digest,
+        uri=uri,
+        commit=commit,
+        branch=branch,
+        build_url=build_url,
+        labels=labels if labels is not None else {},
+        registered_at=now,
+        registered_by=actor,
+        registered_token=token,
+        version_key=version_sort_key(version, now),
+    )
+    _validate_artifact(artifact)
+    existing = Artifact.objects.filter(application=app, version=version).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                artifact.save(force_insert=True)
+                audit_record(
+                    verb="artifact.registered",
+                    target=artifact,
+                    actor=actor,
+                    token=token,
+                    summary=str(artifact),
+                    details={"application": app.slug, "version": version, "digest": digest, "branch": branch},
+                )
+            return artifact, True
+        except IntegrityError:
+            # Another request registered this version between our read and our insert.
+            existing = Artifact.objects.get(application=app, version=version)
+    if existing.digest == digest:
+        return existing, False
+    audit_record(
+        verb="artifact.digest_mismatch",
+        target=existing,
+        actor=actor,
+        token=token,
+        summary=str(existing),
+        details={"version": version, "registered_digest": existing.digest, "offered_digest": digest},
+    )
+    raise Conflict(
+        f"{app.slug} {version} is registered with digest {existing.digest}; versions are immutable.",
+        fields={"digest": ["Differs from the registered build of this version."]},
+    )
+
+
+def _validate_artifact(artifact: Artifact) -> None:
+    try:
+        artifact.full_clean(exclude=["application", "registered_by", "registered_token"], validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationFailed(fields={f: list(m) for f, m in exc.message_dict.items()}) from exc

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from guardian.models import GroupObjectPermissionBase
+
+from apps.core.history import history
+from apps.core.models import TimestampedModel
+
+from .choices import ENVIRONMENT_ACTIONS, TIER_ORDER, Slot, Tier
+from .validators import validate_attributes, validate_identifier, validate_labels, validate_timezone
+
+MASK = "••••••••"
+
+
+class Environment(TimestampedModel):
+    """A place releases are deployed to (dev, staging, production...), with its targets and variables.
+
+    Permissions (view, deploy, approve, book, manage) are granted to teams per environment;
+    targets and variables inherit them.
+    """
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=16, choices=Tier, default=Tier.DEVELOPMENT, db_index=True)
+    owner_team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="environments")
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone], help_text="Calendar rules are evaluated here."
+    )
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
+    description = models.TextField(blank=True)
+    requires_booking = models.BooleanField(default=False, help_text="Deployments need a booked slot.")
+    protected = models.BooleanField(default=False, help_text="Changes and deployments need extra care.")
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [(f"{a}_environment", d) for a, d in ENVIRONMENT_ACTIONS.items() if a != "view"]
+        indexes = [models.Index(fields=["owner_team"], name="environment_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tier_rank(self) -> int:
+        return TIER_ORDER[self.tier]
+
+
+class EnvironmentGroupObjectPermission(GroupObjectPermissionBase):
+    """Team grants on one environment (django-guardian direct foreign key: one indexed join)."""
+
+    content_object = models.ForeignKey(Environment, on_delete=models.CASCADE)
+
+
+class Target(TimestampedModel):
+    """An endpoint of an environment that deployments act on: a host, a service, a directory."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="targets")
+    name = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Letters, digits, '.', '_' and '-'.")],
+    )
+    address = models.CharField(max_length=255, help_text="Host name, IP address or URL.")
+    slot = models.CharField(max_length=8, choices=Slot, default=Slot.NONE)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
+    health_check_url = models.URLField(max_length=500, blank=True)
+    path = models.CharField(max_length=500, blank=True, help_text="Directory for directory deployments.")
+    attributes = models.JSONField(default=dict, blank=True, validators=[validate_attributes])
+
+    history = history()
+
+    class Meta:
+        ordering = ["environment", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="target_name_per_environment")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variable(TimestampedModel):
+    """A named value bound into deployment templates: per environment, optionally overridden per target.
+
+    A secret's `value` holds Fernet ciphertext only (apps.core.crypto), so the database,
+    its history and its backups never hold the secret; `display_value` masks it.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="variables")
+    target = models.ForeignKey(
+        Target,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="variables",
+        help_text="Override for one target.",
+    )
+    name = models.CharField(max_length=100, validators=[validate_identifier])
+    value = models.TextField(blank=True)
+    secret = models.BooleanField(default=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name", "target__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "name"],
+                condition=Q(target__isnull=True),
+                name="variable_name_per_environment",
+                violation_error_code="unique",
+                violation_error_message="This environment has a variable with this name already.",
+            ),
+            models.UniqueConstraint(
+                fields=["target", "name"],
+                condition=Q(target__isnull=False),
+                name="variable_name_per_target",
+                violation_error_code="unique",
+                violation_error_message="This target overrides a variable with this name already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.target.name}" if self.target_id else self.name
+
+    @property
+    def display_value(self) -> str:
+        return MASK if self.secret else self.value
+
+
+class Lifecycle(TimestampedModel):
+    """The ordered stages a release is promoted through, e.g. dev → test → staging → production."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LifecycleStage(models.Model):
+    """One step of a lifecycle: one or more environments deployed together; promotion into the next
+    stage is automatic or needs a person."""
+
+    lifecycle = models.ForeignKey(Lifecycle, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    automatic = models.BooleanField(default=False, help_text="Promote into this stage without a person.")
+    environments = models.ManyToManyField(Environment, related_name="lifecycle_stages")
+
+    history = history(m2m_fields=[environments])
+
+    class Meta:
+        ordering = ["lifecycle", "position"]
+        constraints = [models.UniqueConstraint(fields=["lifecycle", "position"], name="stage_position_per_lifecycle")]
+
+    def __str__(self) -> str:
+        return f"{self.lifecycle}: {self.name}"
