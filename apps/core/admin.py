@@ -1,6 +1,7 @@
 import json
 
 from django.contrib.admin.models import LogEntry
+from simple_history.admin import SimpleHistoryAdmin
 
 from apps.audit.services import audit_record
 
@@ -24,3 +25,16 @@ def _changes(message) -> dict:
     """The admin's change message ("Changed is_active and email.") as plain text."""
     entry = LogEntry(change_message=json.dumps(message) if isinstance(message, list) else message)
     return {"changes": entry.get_change_message()}
+
+
+class ReadOnlyAdmin(SimpleHistoryAdmin):
+    """Browse with history; changes go through the pages and the API, whose services check and audit them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
