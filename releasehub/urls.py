@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("audit/", include("apps.audit.urls")),
+    path("environments/", include("apps.environments.urls")),
+    path("applications/", include("apps.catalog.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.core.urls")),
 ]

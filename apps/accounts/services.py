@@ -15,6 +15,7 @@ from guardian.shortcuts import assign_perm, get_group_perms, remove_perm
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
+from apps.core.permissions import ensure_can, holders
 
 from .models import TOKEN_PREFIX_LENGTH, ApiToken, Team, User, hash_secret
 
@@ -244,3 +245,27 @@ def team_role_set(*, actor: User | None, team: Team, role: str, enabled: bool) -
         team_grant(team=team, perm=perm, actor=actor)
     else:
         team_revoke(team=team, perm=perm, actor=actor)
+
+
+def object_access_set(
+    *, actor: User | None, obj, team: Team, action: str, granted: bool, actions: dict[str, str]
+) -> None:
+    """Grant (`granted=True`) or withdraw a team's `action` on one object (an environment, an application).
+
+    Needs `manage` on the object (`actor=None` is the system). The last team that manages
+    an object keeps `manage`, so nobody but a superuser is locked out of it. Raises NotFound,
+    PermissionDenied, ValidationFailed (unknown action), Conflict (last manager).
+    """
+    if actor is not None:
+        ensure_can(actor, "manage", obj)
+    if action not in actions:
+        raise ValidationFailed(
+            f"Unknown permission {action!r}; use one of {', '.join(actions)}.", fields={"action": ["Unknown."]}
+        )
+    perm = f"{obj._meta.app_label}.{action}_{obj._meta.model_name}"
+    if granted:
+        team_grant(team=team, perm=perm, obj=obj, actor=actor)
+        return
+    if action == "manage" and not holders(obj, "manage").exclude(pk=team.group_id).exists():
+        raise Conflict(f"{team.name} is the only team that manages {obj}; let another team manage it first.")
+    team_revoke(team=team, perm=perm, obj=obj, actor=actor)

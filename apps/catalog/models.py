@@ -10,7 +10,9 @@ from apps.environments.validators import validate_labels
 
 DIGEST = RegexValidator(r"^sha256:[0-9a-f]{64}$", "Use sha256:<64 lowercase hex digits>.")
 VERSION = RegexValidator(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$", "Letters, digits, '.', '+', '_' and '-'.")
-URI = RegexValidator(r"^[a-z][a-z0-9+.-]*://\S+$", "Use an absolute URI such as https://… or oci://…")
+URI = RegexValidator(
+    r"^(https?|s3|gs|oci|file)://\S+$", "Use an absolute https://, http://, s3://, gs://, oci:// or file:// URI."
+)
 
 # Actions teams can be granted on one application (Meta.permissions of Application).
 APPLICATION_ACTIONS = {
@@ -18,6 +20,21 @@ APPLICATION_ACTIONS = {
     "register": "Register build artifacts (CI)",
     "manage": "Edit the application and grant access",
 }
+
+
+class ByteOrderCharField(models.CharField):
+    """Text ordered by its bytes on PostgreSQL too (collation "C"), whatever the database's default collation.
+
+    version_sort_key's keys rely on ASCII order; the en_US and ICU collations that PostgreSQL
+    databases are usually created with put '~' before digits and skip punctuation, so 1.0.0
+    would sort below 1.0.0-alpha. SQLite compares bytes already.
+    """
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params
 
 
 class Application(TimestampedModel):
@@ -67,7 +84,8 @@ class Artifact(models.Model):
         "accounts.ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
     )
     # versions.version_sort_key: semantic-version precedence as a plain string ordering.
-    version_key = models.CharField(max_length=200, editable=False)
+    # Up to ~900 characters for the longest valid version (a pre-release of 61 numeric identifiers).
+    version_key = ByteOrderCharField(max_length=1024, editable=False)
 
     history = history()
 

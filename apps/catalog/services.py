@@ -9,11 +9,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team, User
-from apps.accounts.services import team_grant, team_revoke
+from apps.accounts.services import object_access_set, team_grant
 from apps.audit.services import audit_record
 from apps.core.changes import apply_changes, validated_save
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.core.permissions import can, ensure_can
+from apps.environments.validators import check_slug_available
 
 from .models import APPLICATION_ACTIONS, Application, Artifact
 from .versions import version_sort_key
@@ -39,6 +40,7 @@ def application_create(*, actor: User | None, slug: str, name: str, owner_team: 
     unknown = set(fields) - APPLICATION_FIELDS
     if unknown:
         raise ValidationFailed(fields={field: ["Unknown field."] for field in sorted(unknown)})
+    check_slug_available(slug)
     application = Application(slug=slug, name=name, owner_team=owner_team, **fields)
     with transaction.atomic():
         validated_save(application, conflict=f"An application with slug {slug!r} exists already.")
@@ -76,20 +78,15 @@ def application_delete(*, actor: User | None, application: Application) -> None:
 
 
 def application_grant(*, actor: User | None, application: Application, team: Team, action: str) -> None:
-    """Grant `action` on the application to `team`. Raises NotFound, PermissionDenied, ValidationFailed."""
-    _check_access_change(actor, application, action)
-    team_grant(team=team, perm=f"catalog.{action}_application", obj=application, actor=actor)
+    """Grant `action` on the application to `team` (accounts.services.object_access_set)."""
+    object_access_set(actor=actor, obj=application, team=team, action=action, granted=True, actions=APPLICATION_ACTIONS)
 
 
 def application_revoke(*, actor: User | None, application: Application, team: Team, action: str) -> None:
-    _check_access_change(actor, application, action)
-    team_revoke(team=team, perm=f"catalog.{action}_application", obj=application, actor=actor)
-
-
-def _check_access_change(actor: User | None, application: Application, action: str) -> None:
-    _ensure_manage(actor, application)
-    if action not in APPLICATION_ACTIONS:
-        raise ValidationFailed(f"Unknown permission {action!r}; use one of {', '.join(APPLICATION_ACTIONS)}.")
+    """Withdraw `action` on the application from `team`; the last managing team keeps `manage`."""
+    object_access_set(
+        actor=actor, obj=application, team=team, action=action, granted=False, actions=APPLICATION_ACTIONS
+    )
 
 
 def artifact_register(

@@ -17,16 +17,24 @@ _NUMBER_WIDTH = 12
 
 
 def _number(value: str) -> str:
-    return value.zfill(_NUMBER_WIDTH)
+    """Numbers of up to 12 digits zero-padded to 12; longer ones (SemVer sets no limit) after all of
+    those (':' follows '9'), by their length, then by value."""
+    if len(value) <= _NUMBER_WIDTH:
+        return value.zfill(_NUMBER_WIDTH)
+    return f":{len(value):03d}{value}"
 
 
 def _prerelease(pre: str | None) -> str:
     """A release sorts after its pre-releases ('~' follows every character used below); numeric
     identifiers sort before alphanumeric ones and among themselves by value; a shorter list of
-    identifiers sorts first when all before it are equal ('.' precedes digits and letters)."""
+    identifiers sorts first when all before it are equal ('.' precedes digits and letters).
+
+    The '-' inside an identifier is written '/': like '-' it precedes digits and letters, but
+    it follows the '.' separator, so "alpha" < "alpha-1" holds also as "alpha.x" < "alpha-1".
+    """
     if pre is None:
         return "~"
-    return ".".join(f"0{_number(part)}" if part.isdigit() else f"1{part}" for part in pre.split("."))
+    return ".".join(f"0{_number(part)}" if part.isdigit() else f"1{part.replace('-', '/')}" for part in pre.split("."))
 
 
 def is_semver(version: str) -> bool:

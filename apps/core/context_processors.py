@@ -3,18 +3,39 @@ NAVIGATION = [
     ("Releases", "core:releases", "box-seam"),
     ("Deployments", "core:deployments", "rocket-takeoff"),
     ("Calendar", "core:calendar", "calendar3"),
-    ("Environments", "core:environments", "hdd-stack"),
-    ("Applications", "core:applications", "grid-3x3-gap"),
+    ("Environments", "environments:list", "hdd-stack"),
+    ("Applications", "catalog:application-list", "grid-3x3-gap"),
     ("Audit", "audit:log", "journal-check"),
 ]
 
 
+def _namespace(url_name: str) -> str:
+    return url_name.rpartition(":")[0]
+
+
+# A namespace that holds one entry only is a whole section: every page in it marks that entry
+# (environment detail pages mark Environments). Entries sharing a namespace (core) match by name.
+_SECTION_NAMESPACES = {
+    namespace
+    for namespace in {_namespace(url_name) for _, url_name, _ in NAVIGATION}
+    if sum(_namespace(url_name) == namespace for _, url_name, _ in NAVIGATION) == 1
+}
+
+
+def _is_active(url_name: str, match) -> bool:
+    if match is None:
+        return False
+    if f"{match.namespace}:{match.url_name}" == url_name:
+        return True
+    namespace = _namespace(url_name)
+    return namespace in _SECTION_NAMESPACES and match.namespace == namespace
+
+
 def navigation(request) -> dict:
-    """The main navigation, with the current page's entry marked active."""
+    """The main navigation, with the entry of the current page's section marked active."""
     match = getattr(request, "resolver_match", None)
-    current = f"{match.namespace}:{match.url_name}" if match else ""
     items = [
-        {"label": label, "url_name": url_name, "icon": icon, "active": url_name == current}
+        {"label": label, "url_name": url_name, "icon": icon, "active": _is_active(url_name, match)}
         for label, url_name, icon in NAVIGATION
     ]
     return {"navigation": items}

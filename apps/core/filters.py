@@ -1,11 +1,13 @@
 """Query-string filters shared by the apps' APIs and pages (django-filter)."""
 
+import json
 from datetime import UTC
 
 import django_filters
 from django import forms
 from django.core.validators import RegexValidator
 from django.db import connection
+from django.db.models import F, Func, TextField, Value
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 
@@ -38,7 +40,8 @@ class LabelFilter(django_filters.CharFilter):
     """`?label=key:value` on a JSON `labels` field.
 
     PostgreSQL answers with JSON containment (`@>`), which a GIN index on labels serves;
-    SQLite compares the extracted key (JSON_EXTRACT).
+    SQLite compares the extracted key (JSON_EXTRACT) with an explicitly quoted path: the
+    ORM's key lookup would read a numeric key such as "2024" as an array index.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -54,4 +57,7 @@ class LabelFilter(django_filters.CharFilter):
         key, _, wanted = value.partition(":")
         if connection.vendor == "postgresql":
             return qs.filter(**{f"{self.field_name}__contains": {key: wanted}})
-        return qs.filter(**{f"{self.field_name}__{key}": wanted})
+        value = Func(
+            F(self.field_name), Value(f"$.{json.dumps(key)}"), function="JSON_EXTRACT", output_field=TextField()
+        )
+        return qs.alias(label_value=value).filter(label_value=wanted)

@@ -1,10 +1,13 @@
-"""django-simple-history wired to the action context.
+"""django-simple-history wired to the action context, and read back for history pages.
 
 Use `history = history()` on every domain model (instead of `HistoricalRecords()`): its
 history rows then carry the acting user, channel and client IP, also in workers where
 there is no request. Add `AppendOnly("historical<model>")` to the migration that creates
 the history table (see `apps.core.migration_ops`).
 """
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.dispatch import receiver
 from simple_history.models import HistoricalRecords
@@ -30,3 +33,97 @@ def _stamp_channel_and_ip(sender, history_instance, **kwargs) -> None:
     if isinstance(history_instance, HistoryContext):
         history_instance.history_channel = ctx.channel
         history_instance.history_ip = ctx.ip or ""
+
+
+# --- Reading history (the History tabs) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field of a history row; `hidden` when its values must not be shown (secrets)."""
+
+    field: str
+    old: Any
+    new: Any
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A django-simple-history row with what it changed relative to the object's previous row."""
+
+    record: Any  # the historical row: history_date, history_user, history_channel, history_ip...
+    kind: str  # "created", "changed" or "deleted"
+    subject: str  # what the row is about: "environment", "target", "variable"...
+    label: str  # the object's name at that time
+    changes: list[FieldChange] = field(default_factory=list)
+
+
+HISTORY_KINDS = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+def history_entries(
+    records, *, subject: str, label=str, secret=lambda record: False, values=None, skip: frozenset = frozenset()
+) -> list[HistoryEntry]:
+    """Turn historical rows (any order) into entries, each diffed against the same object's previous row;
+    a creation lists the fields it set (those in `skip`, such as the parent, left out).
+
+    `secret(record)` says whether a row's `value` is a secret (ciphertext): its value is then
+    reported as changed, never shown. `values` maps (field, raw value) to what to display
+    (foreign-key ids to names). No queries beyond evaluating `records`.
+    """
+    shown = values or (lambda field, value: value)
+
+    def values(field_name, value):
+        value = shown(field_name, value)
+        if isinstance(value, dict):  # labels, attributes
+            return ", ".join(f"{key}={item}" for key, item in value.items()) or "{}"
+        return value
+
+    previous: dict[Any, Any] = {}
+    entries = []
+    for record in sorted(records, key=lambda r: (r.history_date, r.history_id)):
+        kind = HISTORY_KINDS.get(record.history_type, "changed")
+        before = previous.get(record.id)
+        changes = []
+        if kind == "created":
+            hide = secret(record)
+            for model_field in record.tracked_fields:
+                raw = getattr(record, model_field.attname)
+                if (
+                    not model_field.editable
+                    or model_field.primary_key
+                    or model_field.name in skip
+                    or raw is None
+                    or raw is False
+                    or raw in ("", {}, [])
+                ):
+                    continue
+                hidden = hide and model_field.name == "value"
+                changes.append(
+                    FieldChange(
+                        field=model_field.name,
+                        old=None,
+                        new=None if hidden else values(model_field.name, raw),
+                        hidden=hidden,
+                    )
+                )
+        elif kind == "changed" and before is not None:
+            hide = secret(record) or secret(before)
+            for change in record.diff_against(before).changes:
+                hidden = hide and change.field == "value"
+                changes.append(
+                    FieldChange(
+                        field=change.field,
+                        old=None if hidden else values(change.field, change.old),
+                        new=None if hidden else values(change.field, change.new),
+                        hidden=hidden,
+                    )
+                )
+        previous[record.id] = record
+        entries.append(HistoryEntry(record=record, kind=kind, subject=subject, label=label(record), changes=changes))
+    return entries
+
+
+def newest_first(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    return sorted(entries, key=lambda e: (e.record.history_date, e.record.history_id), reverse=True)

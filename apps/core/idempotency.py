@@ -7,6 +7,7 @@ A request that fails (an error response or an exception) forgets its key, so it 
 
 import functools
 import hashlib
+import hmac
 import json
 from datetime import timedelta
 
@@ -28,8 +29,9 @@ class IdempotencyKeyReused(ReleaseHubError):
 
 
 def _fingerprint(request) -> str:
+    """Keyed with SECRET_KEY: a body may hold a secret value, which a plain hash would let anyone guess at."""
     payload = json.dumps([request.method, request.path, request.data], sort_keys=True, cls=DjangoJSONEncoder)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hmac.new(settings.SECRET_KEY.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
 def _claim(user, key: str, fingerprint: str) -> IdempotencyKey | Response:

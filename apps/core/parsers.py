@@ -3,7 +3,7 @@
 import io
 
 from django.conf import settings
-from rest_framework import exceptions, parsers, status
+from rest_framework import exceptions, parsers, serializers, status
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -30,25 +30,29 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:  # DRF turns only ValueError into a ParseError
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
-        _reject_lone_surrogates(data)
+        _reject_unstorable_text(data)
         return data
 
 
-def _reject_lone_surrogates(data) -> None:
-    """JSON may escape half a UTF-16 pair ("\\ud800"): text that no database or response can encode.
+def _reject_unstorable_text(data) -> None:
+    """Refuse text that no database column can hold, in any string, key or value: 400 instead of a 500 later.
 
-    Raises ParseError (400) for any such string, key or value, instead of a 500 later on.
+    JSON may escape half a UTF-16 pair ("\\ud800"), which cannot even be encoded (a parse
+    error), and a NUL ("\\u0000"), which PostgreSQL's text and jsonb refuse (an invalid value
+    of the top-level field it is in).
     """
-    pending = [data]
+    pending = [(None, data)]
     while pending:
-        item = pending.pop()
+        field, item = pending.pop()
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise exceptions.ParseError("JSON parse error - invalid Unicode (a lone surrogate).") from exc
+            if "\x00" in item:
+                raise serializers.ValidationError({field or "non_field_errors": ["NUL characters are not accepted."]})
         elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            for key, value in item.items():
+                pending.extend([(field or key, key), (field or key, value)])
         elif isinstance(item, list):
-            pending.extend(item)
+            pending.extend((field, value) for value in item)

@@ -11,6 +11,7 @@ the user needs the permission on the object through one of their teams.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.db.models import Model, QuerySet
 from guardian.models import GroupObjectPermissionBase
 
@@ -59,3 +60,41 @@ def ensure_can(user, action: str, obj: Model) -> None:
         raise NotFound(f"No such {obj._meta.verbose_name}.")
     if action != "view" and not can(user, action, obj):
         raise PermissionDenied(f"You may not {action} {obj._meta.verbose_name} {obj}.")
+
+
+def holders(obj: Model, action: str) -> QuerySet[Group]:
+    """The groups (teams) granted `action` on `obj` itself (global grants not included)."""
+    model = type(obj)
+    granted = _group_permission_model(model).objects.filter(
+        content_object=obj,
+        permission__codename=_codename(model, action),
+        permission__content_type__app_label=model._meta.app_label,
+    )
+    return Group.objects.filter(pk__in=granted.values("group_id"))
+
+
+def grants_on(obj: Model) -> QuerySet:
+    """The team grants on one object, with their group, team and permission (one query)."""
+    return (
+        _group_permission_model(type(obj))
+        .objects.filter(content_object=obj)
+        .select_related("group__team", "permission")
+        .order_by("group__name", "permission__codename")
+    )
+
+
+def grants_by_team(grants, model) -> list[dict]:
+    """Group object-permission rows into [{"group", "team", "actions": {action, ...}}], teams by name.
+
+    `model` is the permission-bearing model: its name is stripped from the codenames
+    (`deploy_environment` -> `deploy`).
+    """
+    suffix = f"_{model._meta.model_name}"
+    holders: dict[int, dict] = {}
+    for grant in grants:
+        entry = holders.setdefault(
+            grant.group_id,
+            {"group": grant.group, "team": getattr(grant.group, "team", None), "actions": set()},
+        )
+        entry["actions"].add(grant.permission.codename.removesuffix(suffix))
+    return sorted(holders.values(), key=lambda e: (e["team"].name if e["team"] else e["group"].name).lower())

@@ -55,6 +55,7 @@ def dashboard(request):
 
 
 # Sections whose features arrive with their own apps; until then each shows what it will hold.
+# (Environments and applications have their pages: apps/environments/views.py, apps/catalog/views.py.)
 SECTIONS = {
     "releases": {
         "title": "Releases",
@@ -73,18 +74,6 @@ SECTIONS = {
         "icon": "calendar3",
         "lead": "Deployment slots booked by teams, freeze windows and scheduled deployments.",
         "empty": "No bookings or freezes yet.",
-    },
-    "environments": {
-        "title": "Environments",
-        "icon": "hdd-stack",
-        "lead": "Environments, their targets and variables, and the lifecycles that order them.",
-        "empty": "No environments visible to you yet.",
-    },
-    "applications": {
-        "title": "Applications",
-        "icon": "grid-3x3-gap",
-        "lead": "Applications and the build artifacts CI registers for them.",
-        "empty": "No applications visible to you yet.",
     },
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.accounts.models import Team, User
-from apps.accounts.services import team_grant, team_revoke
+from apps.accounts.services import object_access_set, team_grant
 from apps.audit.services import audit_record
 from apps.core import crypto
 from apps.core.changes import apply_changes, validated_save
@@ -20,6 +20,7 @@ from apps.core.permissions import ensure_can
 
 from .choices import ENVIRONMENT_ACTIONS
 from .models import Environment, Lifecycle, LifecycleStage, Target, Variable
+from .validators import check_slug_available
 
 # What the owner team of a new environment may do there at once. Approving stays a separate grant.
 OWNER_ACTIONS = ("view", "deploy", "book", "manage")
@@ -64,6 +65,7 @@ def environment_create(*, actor: User | None, slug: str, owner_team: Team, **fie
     Raises PermissionDenied (no add_environment), ValidationFailed, Conflict (slug taken).
     """
     _require_global(actor, "environments.add_environment")
+    check_slug_available(slug)
     environment = Environment(slug=slug, owner_team=owner_team, **_only(fields, ENVIRONMENT_FIELDS))
     with transaction.atomic():
         validated_save(environment, conflict=f"An environment with slug {slug!r} exists already.")
@@ -103,21 +105,15 @@ def environment_delete(*, actor: User | None, environment: Environment) -> None:
 
 
 def environment_grant(*, actor: User | None, environment: Environment, team: Team, action: str) -> None:
-    """Grant `action` on the environment to `team`. Raises NotFound, PermissionDenied, ValidationFailed."""
-    _check_access_change(actor, environment, action)
-    team_grant(team=team, perm=f"environments.{action}_environment", obj=environment, actor=actor)
+    """Grant `action` on the environment to `team` (accounts.services.object_access_set)."""
+    object_access_set(actor=actor, obj=environment, team=team, action=action, granted=True, actions=ENVIRONMENT_ACTIONS)
 
 
 def environment_revoke(*, actor: User | None, environment: Environment, team: Team, action: str) -> None:
-    """Withdraw `action` on the environment from `team`. Same errors as environment_grant."""
-    _check_access_change(actor, environment, action)
-    team_revoke(team=team, perm=f"environments.{action}_environment", obj=environment, actor=actor)
-
-
-def _check_access_change(actor: User | None, environment: Environment, action: str) -> None:
-    _ensure_manage(actor, environment)
-    if action not in ENVIRONMENT_ACTIONS:
-        raise ValidationFailed(f"Unknown permission {action!r}; use one of {', '.join(ENVIRONMENT_ACTIONS)}.")
+    """Withdraw `action` on the environment from `team`; the last managing team keeps `manage`."""
+    object_access_set(
+        actor=actor, obj=environment, team=team, action=action, granted=False, actions=ENVIRONMENT_ACTIONS
+    )
 
 
 # --- Targets -------------------------------------------------------------------------------------
@@ -203,7 +199,10 @@ def variable_update(
     so a secret is never revealed by flipping the flag."""
     _ensure_manage(actor, variable.environment)
     with transaction.atomic():
-        variable = Variable.objects.select_for_update().select_related("environment", "target").get(pk=variable.pk)
+        # of=("self",): PostgreSQL cannot lock the nullable side of the outer join to the target.
+        variable = (
+            Variable.objects.select_for_update(of=("self",)).select_related("environment", "target").get(pk=variable.pk)
+        )
         secret = variable.secret if secret is None else secret
         if variable.secret and not secret and value is None:
             raise ValidationFailed(fields={"value": ["Give a new value to make a secret variable plain."]})

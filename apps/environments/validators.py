@@ -5,6 +5,8 @@ import zoneinfo
 
 from django.core.exceptions import ValidationError
 
+from apps.core.errors import ValidationFailed
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
 MAX_LABELS = 50
@@ -23,6 +25,8 @@ def validate_labels(value) -> None:
             raise ValidationError(f"Label key {key!r}: use 1-63 letters, digits, '.', '_', '/', '-'.")
         if not isinstance(item, str) or len(item) > 255:
             raise ValidationError(f"Label {key!r}: the value must be a string of at most 255 characters.")
+        if "\x00" in item:  # PostgreSQL's jsonb cannot hold it
+            raise ValidationError(f"Label {key!r}: the value must not contain NUL characters.")
 
 
 def validate_attributes(value) -> None:
@@ -38,6 +42,8 @@ def validate_attributes(value) -> None:
         if isinstance(item, str):
             if len(item) > MAX_TEXT:
                 raise ValidationError(f"Attribute {key!r}: at most {MAX_TEXT} characters.")
+            if "\x00" in item:  # PostgreSQL's jsonb cannot hold it
+                raise ValidationError(f"Attribute {key!r}: the value must not contain NUL characters.")
         elif not isinstance(item, bool | int | float) or item != item:  # item != item: NaN
             raise ValidationError(f"Attribute {key!r}: the value must be a string, a number or a boolean.")
 
@@ -52,3 +58,13 @@ def validate_timezone(value: str) -> None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Berlin.") from exc
+
+
+# Path segments the pages use next to object slugs (/environments/new/): no object may be named so.
+RESERVED_SLUGS = frozenset({"new"})
+
+
+def check_slug_available(slug: str) -> None:
+    """Raise ValidationFailed for a slug the pages' URLs reserve."""
+    if slug in RESERVED_SLUGS:
+        raise ValidationFailed(fields={"slug": [f"{slug!r} is reserved; choose another slug."]})

@@ -21,11 +21,20 @@ class ApplicationUpdateSerializer(ApplicationSerializer):
         read_only_fields = ["slug", "created_at", "updated_at"]
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF would turn the number 1.10 into the text "1.1", another version."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ArtifactRegisterSerializer(serializers.Serializer):
     """What CI sends to register a build (API.md "Catalog")."""
 
     application = serializers.SlugField(max_length=50, help_text="Slug of the application.")
-    version = serializers.CharField(max_length=128, validators=[VERSION], help_text="e.g. 1.4.2 or 1.5.0-rc.1")
+    version = StrictCharField(max_length=128, validators=[VERSION], help_text="e.g. 1.4.2 or 1.5.0-rc.1")
     digest = serializers.CharField(max_length=71, validators=[DIGEST], help_text="sha256:<64 lowercase hex digits>")
     uri = serializers.CharField(max_length=2048, validators=[URI], help_text="Where the build can be fetched.")
     commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False, allow_blank=True, help_text="Commit hash.")

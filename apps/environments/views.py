@@ -1,0 +1,385 @@
+"""Environment pages: list by tier, detail (targets, variables, lifecycles), history, access, and the forms.
+
+Pages read through selectors and the API's FilterSet, and write only through services:
+a domain error becomes a message or a form error. An environment the user may not view
+is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import Team
+from apps.core.errors import PermissionDenied, ReleaseHubError
+from apps.core.forms import AccessForm
+from apps.core.permissions import can, ensure_can, grants_by_team, grants_on
+from apps.core.ui import call_service, form_add_domain_error, page_or_fragment
+
+from . import services
+from .choices import ENVIRONMENT_ACTIONS, Tier
+from .filters import EnvironmentFilterSet
+from .forms import EnvironmentForm, TargetForm, VariableEditForm, VariableForm
+from .models import Environment
+from .selectors import (
+    environment_history,
+    environments_visible_to,
+    environments_with_counts,
+    lifecycles_including,
+    lifecycles_visible_to,
+    targets_of,
+    variables_of,
+)
+
+HISTORY_PAGE_SIZE = 50
+ADD_PERMISSION = "environments.add_environment"
+
+# The help card beside each form.
+ASIDES = {
+    "environment": {
+        "title": "Good to know",
+        "text": [
+            "The owner team gets view, deploy, book and manage on a new environment. Approving deployments is "
+            "granted separately, on the Access tab.",
+            "Deployment templates hold no environment-specific values: they live in this environment's variables "
+            "and targets, so one template deploys to every environment.",
+        ],
+    },
+    "target": {
+        "title": "In deployment templates",
+        "text": [
+            "Steps read a target as {{ target.name }}, {{ target.address }}, {{ target.path }} and "
+            "{{ target.attributes.KEY }}.",
+            "Blue/green strategies deploy to the idle slot, then switch traffic; rolling ones take targets in batches.",
+        ],
+    },
+    "variable": {
+        "title": "Values and secrets",
+        "text": [
+            "Steps read a variable as {{ var.NAME }}; a target's override wins over the environment-wide value.",
+            "A secret is encrypted before it is stored. Pages, the API, logs and plans only ever show a mask; a "
+            "worker decrypts it while it runs a step.",
+        ],
+    },
+}
+
+
+def _visible(request: HttpRequest, slug: str) -> Environment:
+    """The environment if the user may view it, else 404 (its existence stays hidden)."""
+    return get_object_or_404(environments_visible_to(request.user), slug=slug)
+
+
+def _may_manage(request: HttpRequest, environment: Environment) -> bool:
+    return can(request.user, "manage", environment)
+
+
+def _refuse_unless_manager(request: HttpRequest, environment: Environment) -> HttpResponse | None:
+    """For the GET of a manage form: a redirect with the reason when the user may not manage it."""
+    try:
+        ensure_can(request.user, "manage", environment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+        return redirect("environments:detail", slug=environment.slug)
+    return None
+
+
+# --- List and detail ---------------------------------------------------------------------------------
+
+
+@login_required
+def environment_list(request):
+    """Visible environments grouped by tier, filtered by the API's EnvironmentFilterSet."""
+    filterset = EnvironmentFilterSet(request.GET or None, queryset=environments_with_counts(request.user))
+    environments = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    context = {
+        "filterset": filterset,
+        "environments": environments,
+        "filtered": any(request.GET.get(name) for name in filterset.filters),
+        "tiers": Tier.choices,
+        "teams": Team.objects.order_by("name"),
+        "lifecycles": lifecycles_visible_to(request.user),
+        "can_create": request.user.has_perm(ADD_PERMISSION),
+    }
+    return page_or_fragment(request, "environments/list.html", "environments/_results.html", context)
+
+
+def _tab_context(request, environment: Environment, tab: str) -> dict:
+    return {"environment": environment, "tab": tab, "can_manage": _may_manage(request, environment)}
+
+
+@login_required
+def environment_detail(request, slug: str):
+    """Overview: properties, targets, variables (secrets masked), lifecycles it belongs to."""
+    environment = _visible(request, slug)
+    context = _tab_context(request, environment, "overview")
+    context.update(
+        targets=targets_of(environment),
+        variables=variables_of(environment),
+        lifecycles=lifecycles_including(environment, request.user),
+    )
+    return render(request, "environments/detail.html", context)
+
+
+@login_required
+def environment_history_tab(request, slug: str):
+    """Who changed what, when and through which channel: the environment, its targets and variables."""
+    environment = _visible(request, slug)
+    page = Paginator(environment_history(environment), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = _tab_context(request, environment, "history")
+    context.update(page=page, audit_query=f"object_type=environments.environment&object_id={environment.pk}")
+    return render(request, "environments/history.html", context)
+
+
+@login_required
+def environment_access(request, slug: str):
+    """Which team may do what here; managers grant and revoke."""
+    environment = _visible(request, slug)
+    holders = grants_by_team(grants_on(environment), Environment)
+    context = _tab_context(request, environment, "access")
+    context.update(
+        holders=holders,
+        actions=ENVIRONMENT_ACTIONS,
+        teams=Team.objects.order_by("name"),
+        your_actions=[action for action in ENVIRONMENT_ACTIONS if can(request.user, action, environment)],
+        grant_url=reverse("environments:access-grant", args=[environment.slug]),
+        revoke_url=reverse("environments:access-revoke", args=[environment.slug]),
+    )
+    return render(request, "environments/access.html", context)
+
+
+def _change_access(request, slug: str, service, verb: str):
+    environment = _visible(request, slug)
+    form = AccessForm(request.POST, actions=ENVIRONMENT_ACTIONS)
+    if not form.is_valid():
+        messages.error(request, "Choose a team and one of the actions " + ", ".join(ENVIRONMENT_ACTIONS) + ".")
+    else:
+        team, action = form.cleaned_data["team"], form.cleaned_data["action"]
+        call_service(
+            request,
+            service,
+            f"{team.name} {verb} {action} on {environment.name}.",
+            actor=request.user,
+            environment=environment,
+            team=team,
+            action=action,
+        )
+    if not can(request.user, "view", environment):  # the user just revoked their own access
+        return redirect("environments:list")
+    return redirect("environments:access", slug=environment.slug)
+
+
+@login_required
+@require_POST
+def environment_access_grant(request, slug: str):
+    return _change_access(request, slug, services.environment_grant, "may now")
+
+
+@login_required
+@require_POST
+def environment_access_revoke(request, slug: str):
+    return _change_access(request, slug, services.environment_revoke, "may no longer")
+
+
+# --- Environment forms ---------------------------------------------------------------------------
+
+
+def _render_form(request, template_context: dict) -> HttpResponse:
+    return render(request, "environments/form.html", template_context)
+
+
+@login_required
+def environment_create(request):
+    if not request.user.has_perm(ADD_PERMISSION):
+        messages.error(request, "You may not create environments; ask an administrator.")
+        return redirect("environments:list")
+    form = EnvironmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            environment = services.environment_create(actor=request.user, **form.cleaned_data)
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("environments:list")
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Environment “{environment.name}” created.")
+            return redirect("environments:detail", slug=environment.slug)
+    return _render_form(
+        request,
+        {"form": form, "title": "New environment", "submit": "Create environment", "aside": ASIDES["environment"]},
+    )
+
+
+@login_required
+def environment_edit(request, slug: str):
+    environment = _visible(request, slug)
+    if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
+        return refused
+    form = EnvironmentForm(request.POST or None, instance=environment)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.environment_update(actor=request.user, environment=environment, **form.cleaned_data)
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("environments:detail", slug=slug)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Environment “{form.cleaned_data['name']}” saved.")
+            return redirect("environments:detail", slug=slug)
+    return _render_form(
+        request,
+        {
+            "form": form,
+            "environment": environment,
+            "title": f"Edit {environment.name}",
+            "submit": "Save changes",
+            "aside": ASIDES["environment"],
+        },
+    )
+
+
+@login_required
+@require_POST
+def environment_delete(request, slug: str):
+    environment = _visible(request, slug)
+    name = environment.name
+    try:
+        services.environment_delete(actor=request.user, environment=environment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+        return redirect("environments:detail", slug=slug)
+    messages.success(request, f"Environment “{name}” deleted.")
+    return redirect("environments:list")
+
+
+# --- Targets ---------------------------------------------------------------------------------------
+
+
+@login_required
+def target_form(request, slug: str, pk: int | None = None):
+    """Add a target (pk None) or edit one."""
+    environment = _visible(request, slug)
+    target = get_object_or_404(targets_of(environment), pk=pk) if pk is not None else None
+    if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
+        return refused
+    form = TargetForm(request.POST or None, instance=target)
+    if request.method == "POST" and form.is_valid():
+        try:
+            if target is None:
+                target = services.target_create(actor=request.user, environment=environment, **form.cleaned_data)
+                done = f"Target “{target.name}” added."
+            else:
+                target = services.target_update(actor=request.user, target=target, **form.cleaned_data)
+                done = f"Target “{target.name}” saved."
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("environments:detail", slug=slug)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            messages.success(request, done)
+            return redirect(f"{reverse('environments:detail', args=[slug])}#targets")
+    title = f"Edit target {target.name}" if target else f"Add a target to {environment.name}"
+    return _render_form(
+        request,
+        {
+            "form": form,
+            "environment": environment,
+            "title": title,
+            "lead": "A host, service or directory that deployments to this environment act on.",
+            "submit": "Save target" if target else "Add target",
+            "aside": ASIDES["target"],
+        },
+    )
+
+
+@login_required
+@require_POST
+def target_delete(request, slug: str, pk: int):
+    environment = _visible(request, slug)
+    target = get_object_or_404(targets_of(environment), pk=pk)
+    call_service(request, services.target_delete, f"Target “{target.name}” deleted.", actor=request.user, target=target)
+    return redirect(f"{reverse('environments:detail', args=[slug])}#targets")
+
+
+# --- Variables -------------------------------------------------------------------------------------
+
+
+@login_required
+def variable_create(request, slug: str):
+    environment = _visible(request, slug)
+    if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
+        return refused
+    form = VariableForm(request.POST or None, environment=environment)
+    if request.method == "POST" and form.is_valid():
+        try:
+            variable = services.variable_create(actor=request.user, environment=environment, **form.cleaned_data)
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("environments:detail", slug=slug)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Variable {variable} added.")
+            return redirect(f"{reverse('environments:detail', args=[slug])}#variables")
+    return _render_form(
+        request,
+        {
+            "form": form,
+            "environment": environment,
+            "title": f"Add a variable to {environment.name}",
+            "lead": "Deployment templates read it as {{ var.NAME }}; a target override wins over the "
+            "environment-wide value.",
+            "submit": "Add variable",
+            "aside": ASIDES["variable"],
+        },
+    )
+
+
+@login_required
+def variable_edit(request, slug: str, pk: int):
+    environment = _visible(request, slug)
+    variable = get_object_or_404(variables_of(environment), pk=pk)
+    if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
+        return refused
+    form = VariableEditForm(request.POST or None, variable=variable)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.variable_update(actor=request.user, variable=variable, **form.changes())
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("environments:detail", slug=slug)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Variable {variable} saved.")
+            return redirect(f"{reverse('environments:detail', args=[slug])}#variables")
+    return _render_form(
+        request,
+        {
+            "form": form,
+            "environment": environment,
+            "variable": variable,
+            "title": f"Edit variable {variable}",
+            "lead": "Its name and scope stay; delete it and add another to change them.",
+            "submit": "Save variable",
+            "aside": ASIDES["variable"],
+        },
+    )
+
+
+@login_required
+@require_POST
+def variable_delete(request, slug: str, pk: int):
+    environment = _visible(request, slug)
+    variable = get_object_or_404(variables_of(environment), pk=pk)
+    call_service(
+        request, services.variable_delete, f"Variable {variable} deleted.", actor=request.user, variable=variable
+    )
+    return redirect(f"{reverse('environments:detail', args=[slug])}#variables")
