@@ -19,7 +19,16 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class AutoSchema(SpectacularAutoSchema):
-    """Documents the error responses every operation can return, so clients (and schemathesis) know them."""
+    """Documents the error responses every operation can return, so clients (and schemathesis) know them,
+    and the input serializers of apps.core.viewsets.ServiceViewSet."""
+
+    def get_request_serializer(self):
+        action = getattr(self.view, "action", None)
+        serializer_class = {
+            "create": getattr(self.view, "create_serializer_class", None),
+            "partial_update": getattr(self.view, "update_serializer_class", None),
+        }.get(action)
+        return serializer_class() if serializer_class else super().get_request_serializer()
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken
 from apps.core.idempotency import idempotent
+from apps.core.viewsets import ServiceViewSet
 
 from .. import services
 from ..filters import ApplicationFilterSet, ArtifactFilterSet
@@ -17,50 +18,31 @@ from .serializers import (
 )
 
 
-class ApplicationViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ApplicationViewSet(ServiceViewSet):
     """Applications the caller may view. Creating one needs add_application; changing one, `manage` on it."""
 
     queryset = Application.objects.none()
     serializer_class = ApplicationSerializer
+    update_serializer_class = ApplicationUpdateSerializer
     filterset_class = ApplicationFilterSet
     lookup_field = "slug"
     ordering_fields = ["name", "slug", "created_at"]
     write_scope = "config:write"
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         return applications_visible_to(self.request.user)
 
-    @idempotent
-    def create(self, request, *args, **kwargs):
-        data = ApplicationSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        application = services.application_create(actor=request.user, **data.validated_data)
-        return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data):
+        return services.application_create(actor=self.request.user, **data)
 
-    @extend_schema(request=ApplicationUpdateSerializer, responses=ApplicationSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        application = self.get_object()
-        data = ApplicationUpdateSerializer(application, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        application = services.application_update(actor=request.user, application=application, **data.validated_data)
-        return Response(ApplicationSerializer(application).data)
+    def update_object(self, application, data):
+        return services.application_update(actor=self.request.user, application=application, **data)
 
-    def destroy(self, request, *args, **kwargs):
-        services.application_delete(actor=request.user, application=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def delete_object(self, application):
+        services.application_delete(actor=self.request.user, application=application)
 
 
-class ArtifactViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
-):
+class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Build artifacts. CI registers them with POST (idempotent); they never change afterwards."""
 
     queryset = Artifact.objects.none()
@@ -76,9 +58,7 @@ class ArtifactViewSet(
         request=ArtifactRegisterSerializer,
         responses={
             201: OpenApiResponse(ArtifactSerializer, description="Registered"),
-            200: OpenApiResponse(
-                ArtifactSerializer, description="This build was registered already; the stored record"
-            ),
+            200: OpenApiResponse(ArtifactSerializer, description="Registered before: the stored record"),
         },
     )
     @idempotent
@@ -87,6 +67,5 @@ class ArtifactViewSet(
         data.is_valid(raise_exception=True)
         token = request.auth if isinstance(request.auth, ApiToken) else None
         artifact, created = services.artifact_register(actor=request.user, token=token, **data.validated_data)
-        return Response(
-            ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(ArtifactSerializer(artifact).data, status=code)

@@ -1,9 +1,6 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
-from rest_framework.response import Response
 
-from apps.core.idempotency import idempotent
+from apps.core.viewsets import ServiceViewSet
 
 from .. import services
 from ..filters import EnvironmentFilterSet
@@ -23,53 +20,35 @@ from .serializers import (
 CONFIG_SCOPE = "config:write"
 
 
-class EnvironmentViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class EnvironmentViewSet(ServiceViewSet):
     """Environments the caller may view, in tier order. Creating one needs the add_environment
     permission; changing one needs `manage` on it."""
 
     queryset = Environment.objects.none()
     serializer_class = EnvironmentSerializer
+    update_serializer_class = EnvironmentUpdateSerializer
     filterset_class = EnvironmentFilterSet
     lookup_field = "slug"
     ordering_fields = ["name", "slug", "tier_position", "created_at"]
     write_scope = CONFIG_SCOPE
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         return environments_visible_to(self.request.user)
 
-    @idempotent
-    def create(self, request, *args, **kwargs):
-        data = EnvironmentSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        environment = services.environment_create(actor=request.user, **data.validated_data)
-        return Response(EnvironmentSerializer(environment).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data):
+        return services.environment_create(actor=self.request.user, **data)
 
-    @extend_schema(request=EnvironmentUpdateSerializer, responses=EnvironmentSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        environment = self.get_object()
-        data = EnvironmentUpdateSerializer(environment, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        environment = services.environment_update(actor=request.user, environment=environment, **data.validated_data)
-        return Response(EnvironmentSerializer(environment).data)
+    def update_object(self, environment, data):
+        return services.environment_update(actor=self.request.user, environment=environment, **data)
 
-    def destroy(self, request, *args, **kwargs):
-        services.environment_delete(actor=request.user, environment=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def delete_object(self, environment):
+        services.environment_delete(actor=self.request.user, environment=environment)
 
 
-class EnvironmentChildViewSet(viewsets.GenericViewSet):
+class EnvironmentChildViewSet(ServiceViewSet):
     """Targets and variables live under /environments/{environment_slug}/ and share its visibility."""
 
     write_scope = CONFIG_SCOPE
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def environment(self) -> Environment:
         if not hasattr(self, "_environment"):
@@ -79,14 +58,7 @@ class EnvironmentChildViewSet(viewsets.GenericViewSet):
         return self._environment
 
 
-class TargetViewSet(
-    EnvironmentChildViewSet,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-):
+class TargetViewSet(EnvironmentChildViewSet):
     """The targets of one environment."""
 
     queryset = Target.objects.none()
@@ -97,102 +69,68 @@ class TargetViewSet(
     def get_queryset(self):
         return targets_of(self.environment())
 
-    @idempotent
-    def create(self, request, *args, **kwargs):
-        data = TargetSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        target = services.target_create(actor=request.user, environment=self.environment(), **data.validated_data)
-        return Response(TargetSerializer(target).data, status=status.HTTP_201_CREATED)
+    def create_object(self, data):
+        return services.target_create(actor=self.request.user, environment=self.environment(), **data)
 
-    def partial_update(self, request, *args, **kwargs):
-        target = self.get_object()
-        data = TargetSerializer(target, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        target = services.target_update(actor=request.user, target=target, **data.validated_data)
-        return Response(TargetSerializer(target).data)
+    def update_object(self, target, data):
+        return services.target_update(actor=self.request.user, target=target, **data)
 
-    def destroy(self, request, *args, **kwargs):
-        services.target_delete(actor=request.user, target=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def delete_object(self, target):
+        services.target_delete(actor=self.request.user, target=target)
 
 
-class VariableViewSet(
-    EnvironmentChildViewSet,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-):
+class VariableViewSet(EnvironmentChildViewSet):
     """The variables of one environment, with per-target overrides. Secret values are never returned."""
 
     queryset = Variable.objects.none()
     serializer_class = VariableSerializer
+    create_serializer_class = VariableCreateSerializer
+    update_serializer_class = VariableUpdateSerializer
     ordering_fields = ["name", "created_at"]
     filterset_fields = ["name", "secret"]
 
     def get_queryset(self):
         return variables_of(self.environment())
 
-    @extend_schema(request=VariableCreateSerializer, responses={201: VariableSerializer})
-    @idempotent
-    def create(self, request, *args, **kwargs):
-        environment = self.environment()
-        data = VariableCreateSerializer(data=request.data, environment=environment)
-        data.is_valid(raise_exception=True)
-        variable = services.variable_create(actor=request.user, environment=environment, **data.validated_data)
-        return Response(VariableSerializer(variable).data, status=status.HTTP_201_CREATED)
+    def input_serializer(self, serializer_class, **kwargs):
+        if serializer_class is VariableCreateSerializer:
+            kwargs["environment"] = self.environment()  # `target` names one of its targets
+        return super().input_serializer(serializer_class, **kwargs)
 
-    @extend_schema(request=VariableUpdateSerializer, responses=VariableSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        variable = self.get_object()
-        data = VariableUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        variable = services.variable_update(actor=request.user, variable=variable, **data.validated_data)
-        return Response(VariableSerializer(variable).data)
+    def create_object(self, data):
+        return services.variable_create(actor=self.request.user, environment=self.environment(), **data)
 
-    def destroy(self, request, *args, **kwargs):
-        services.variable_delete(actor=request.user, variable=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def update_object(self, variable, data):
+        return services.variable_update(actor=self.request.user, variable=variable, **data)
+
+    def delete_object(self, variable):
+        services.variable_delete(actor=self.request.user, variable=variable)
 
 
-class LifecycleViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class LifecycleViewSet(ServiceViewSet):
     """Lifecycles: ordered stages of environments. Stages list only environments the caller may view.
     Changing lifecycles needs the global lifecycle permissions (staff)."""
 
     queryset = Lifecycle.objects.none()
     serializer_class = LifecycleSerializer
+    update_serializer_class = LifecycleUpdateSerializer
     lookup_field = "slug"
     ordering_fields = ["name", "slug"]
     filterset_fields = ["slug"]
     write_scope = CONFIG_SCOPE
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         return lifecycles_visible_to(self.request.user)
 
-    @idempotent
-    def create(self, request, *args, **kwargs):
-        data = LifecycleSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        lifecycle = services.lifecycle_create(actor=request.user, **data.validated_data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=lifecycle.pk)).data, status=201)
+    def output(self, lifecycle):
+        # Re-read with the stages prefetched and filtered to what the caller may view.
+        return super().output(self.get_queryset().get(pk=lifecycle.pk))
 
-    @extend_schema(request=LifecycleUpdateSerializer, responses=LifecycleSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        lifecycle = self.get_object()
-        data = LifecycleUpdateSerializer(lifecycle, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        services.lifecycle_update(actor=request.user, lifecycle=lifecycle, **data.validated_data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=lifecycle.pk)).data)
+    def create_object(self, data):
+        return services.lifecycle_create(actor=self.request.user, **data)
 
-    def destroy(self, request, *args, **kwargs):
-        services.lifecycle_delete(actor=request.user, lifecycle=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def update_object(self, lifecycle, data):
+        return services.lifecycle_update(actor=self.request.user, lifecycle=lifecycle, **data)
+
+    def delete_object(self, lifecycle):
+        services.lifecycle_delete(actor=self.request.user, lifecycle=lifecycle)
