@@ -20,9 +20,8 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Team
 from apps.core.errors import PermissionDenied, ReleaseHubError
-from apps.core.forms import AccessForm
-from apps.core.permissions import can, ensure_can, grants_by_team, grants_on
-from apps.core.ui import call_service, form_add_domain_error, page_or_fragment
+from apps.core.permissions import can, ensure_can
+from apps.core.ui import access_change, access_context, form_add_domain_error, page_or_fragment
 
 from . import services
 from .filters import ApplicationFilterSet, ArtifactFilterSet
@@ -130,36 +129,24 @@ def application_history_tab(request, slug: str):
 
 @login_required
 def application_access(request, slug: str):
+    """Which team may do what with this application; managers grant and revoke."""
     application = _visible(request, slug)
-    holders = grants_by_team(grants_on(application), Application)
     context = _tab_context(request, application, "access")
     context.update(
-        holders=holders,
-        actions=APPLICATION_ACTIONS,
-        teams=Team.objects.order_by("name"),
-        your_actions=[action for action in APPLICATION_ACTIONS if can(request.user, action, application)],
-        grant_url=reverse("catalog:application-access-grant", args=[application.slug]),
-        revoke_url=reverse("catalog:application-access-revoke", args=[application.slug]),
+        access_context(
+            request,
+            application,
+            APPLICATION_ACTIONS,
+            grant_url=reverse("catalog:application-access-grant", args=[application.slug]),
+            revoke_url=reverse("catalog:application-access-revoke", args=[application.slug]),
+        )
     )
     return render(request, "catalog/application_access.html", context)
 
 
-def _change_access(request, slug: str, service, verb: str):
+def _change_access(request, slug: str, *, granted: bool):
     application = _visible(request, slug)
-    form = AccessForm(request.POST, actions=APPLICATION_ACTIONS)
-    if not form.is_valid():
-        messages.error(request, "Choose a team and one of the actions " + ", ".join(APPLICATION_ACTIONS) + ".")
-    else:
-        team, action = form.cleaned_data["team"], form.cleaned_data["action"]
-        call_service(
-            request,
-            service,
-            f"{team.name} {verb} {action} on {application.name}.",
-            actor=request.user,
-            application=application,
-            team=team,
-            action=action,
-        )
+    access_change(request, application, APPLICATION_ACTIONS, granted=granted)
     if not can(request.user, "view", application):  # the user just revoked their own access
         return redirect("catalog:application-list")
     return redirect("catalog:application-access", slug=application.slug)
@@ -168,13 +155,13 @@ def _change_access(request, slug: str, service, verb: str):
 @login_required
 @require_POST
 def application_access_grant(request, slug: str):
-    return _change_access(request, slug, services.application_grant, "may now")
+    return _change_access(request, slug, granted=True)
 
 
 @login_required
 @require_POST
 def application_access_revoke(request, slug: str):
-    return _change_access(request, slug, services.application_revoke, "may no longer")
+    return _change_access(request, slug, granted=False)
 
 
 @login_required

@@ -5,7 +5,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
+from apps.accounts.models import Team
+from apps.accounts.services import object_access_set
+
 from .errors import ReleaseHubError
+from .forms import AccessForm
+from .permissions import can, grants_by_team, grants_on
 
 
 def call_service(request, service, success: str, **kwargs):
@@ -36,3 +41,36 @@ def page_or_fragment(request: HttpRequest, page: str, partial: str, context: dic
     response = render(request, partial if fragment else page, context)
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+def access_context(request: HttpRequest, obj, actions: dict[str, str], *, grant_url: str, revoke_url: str) -> dict:
+    """What an Access tab shows: each team's grants on `obj`, the caller's own actions, the grant/revoke URLs."""
+    return {
+        "holders": grants_by_team(grants_on(obj), type(obj)),
+        "actions": actions,
+        "teams": Team.objects.order_by("name"),
+        "your_actions": [action for action in actions if can(request.user, action, obj)],
+        "grant_url": grant_url,
+        "revoke_url": revoke_url,
+    }
+
+
+def access_change(request: HttpRequest, obj, actions: dict[str, str], *, granted: bool) -> None:
+    """Grant or revoke the posted team's action on `obj` (accounts.services.object_access_set), with a message."""
+    form = AccessForm(request.POST, actions=actions)
+    if not form.is_valid():
+        messages.error(request, "Choose a team and one of the actions " + ", ".join(actions) + ".")
+        return
+    team, action = form.cleaned_data["team"], form.cleaned_data["action"]
+    done = f"{team.name} {'may now' if granted else 'may no longer'} {action} on {obj}."
+    call_service(
+        request,
+        object_access_set,
+        done,
+        actor=request.user,
+        obj=obj,
+        team=team,
+        action=action,
+        granted=granted,
+        actions=actions,
+    )

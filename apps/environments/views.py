@@ -17,9 +17,8 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Team
 from apps.core.errors import PermissionDenied, ReleaseHubError
-from apps.core.forms import AccessForm
-from apps.core.permissions import can, ensure_can, grants_by_team, grants_on
-from apps.core.ui import call_service, form_add_domain_error, page_or_fragment
+from apps.core.permissions import can, ensure_can
+from apps.core.ui import access_change, access_context, call_service, form_add_domain_error, page_or_fragment
 
 from . import services
 from .choices import ENVIRONMENT_ACTIONS, Tier
@@ -139,35 +138,22 @@ def environment_history_tab(request, slug: str):
 def environment_access(request, slug: str):
     """Which team may do what here; managers grant and revoke."""
     environment = _visible(request, slug)
-    holders = grants_by_team(grants_on(environment), Environment)
     context = _tab_context(request, environment, "access")
     context.update(
-        holders=holders,
-        actions=ENVIRONMENT_ACTIONS,
-        teams=Team.objects.order_by("name"),
-        your_actions=[action for action in ENVIRONMENT_ACTIONS if can(request.user, action, environment)],
-        grant_url=reverse("environments:access-grant", args=[environment.slug]),
-        revoke_url=reverse("environments:access-revoke", args=[environment.slug]),
+        access_context(
+            request,
+            environment,
+            ENVIRONMENT_ACTIONS,
+            grant_url=reverse("environments:access-grant", args=[environment.slug]),
+            revoke_url=reverse("environments:access-revoke", args=[environment.slug]),
+        )
     )
     return render(request, "environments/access.html", context)
 
 
-def _change_access(request, slug: str, service, verb: str):
+def _change_access(request, slug: str, *, granted: bool):
     environment = _visible(request, slug)
-    form = AccessForm(request.POST, actions=ENVIRONMENT_ACTIONS)
-    if not form.is_valid():
-        messages.error(request, "Choose a team and one of the actions " + ", ".join(ENVIRONMENT_ACTIONS) + ".")
-    else:
-        team, action = form.cleaned_data["team"], form.cleaned_data["action"]
-        call_service(
-            request,
-            service,
-            f"{team.name} {verb} {action} on {environment.name}.",
-            actor=request.user,
-            environment=environment,
-            team=team,
-            action=action,
-        )
+    access_change(request, environment, ENVIRONMENT_ACTIONS, granted=granted)
     if not can(request.user, "view", environment):  # the user just revoked their own access
         return redirect("environments:list")
     return redirect("environments:access", slug=environment.slug)
@@ -176,13 +162,13 @@ def _change_access(request, slug: str, service, verb: str):
 @login_required
 @require_POST
 def environment_access_grant(request, slug: str):
-    return _change_access(request, slug, services.environment_grant, "may now")
+    return _change_access(request, slug, granted=True)
 
 
 @login_required
 @require_POST
 def environment_access_revoke(request, slug: str):
-    return _change_access(request, slug, services.environment_revoke, "may no longer")
+    return _change_access(request, slug, granted=False)
 
 
 # --- Environment forms ---------------------------------------------------------------------------
