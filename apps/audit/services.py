@@ -53,7 +53,9 @@ def audit_record(
         summary = summary or str(target)
     # Store exactly what a JSON round trip gives back, so the hash verifies after reading.
     details = json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
-    with transaction.atomic():
+    # No savepoint: the event belongs to the caller's transaction, and a savepoint would cost two
+    # round trips while the chain lock is held.
+    with transaction.atomic(savepoint=False):
         _lock_chain()
         prev_hash = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
         event = AuditEvent(

@@ -11,7 +11,7 @@ from apps.accounts.models import User
 from apps.accounts.services import team_grant
 from apps.catalog.models import Application
 from apps.core.errors import NotFound, PermissionDenied
-from apps.core.permissions import _group_permission_model, can, ensure_can, restrict
+from apps.core.permissions import _group_permission_model, can, ensure_can, restrict, with_permission
 from apps.environments.models import Environment, EnvironmentGroupObjectPermission, Lifecycle
 from tests.factories import make_application, make_environment, make_team, make_user
 
@@ -132,3 +132,33 @@ def test_group_permission_model_is_found_or_refused():
     assert _group_permission_model(Environment) is EnvironmentGroupObjectPermission
     with pytest.raises(LookupError):
         _group_permission_model(Lifecycle)
+
+
+@pytest.mark.parametrize("action", ["view", "deploy", "approve", "manage"])
+def test_with_permission_agrees_with_can(objects, action):
+    paula = make_user("paula")
+    objects["payments"].group.user_set.add(paula)
+    staff = make_user("stella", is_staff=True)
+    root = make_user("root", is_superuser=True)
+    globally = make_user("gus")
+    globally.user_permissions.add(Permission.objects.get(codename=f"{action}_environment"))
+    for user in [paula, staff, root, fresh(globally), make_user("nobody"), AnonymousUser()]:
+        annotated = with_permission(Environment.objects.all(), user, action, "allowed")
+        for environment in annotated:
+            assert environment.allowed == can(user, action, environment), (user, environment)
+
+
+def test_with_permission_is_one_query(objects, django_assert_num_queries):
+    paula = make_user("paula")
+    objects["payments"].group.user_set.add(paula)
+    paula.has_perm("environments.view_environment")  # load the global permissions once, as a request does
+    with django_assert_num_queries(1):
+        rows = list(
+            with_permission(
+                with_permission(Environment.objects.all(), paula, "view", "may_view"), paula, "manage", "may_manage"
+            )
+        )
+    assert {(e.slug, e.may_view, e.may_manage) for e in rows} == {
+        ("payments-dev", True, True),
+        ("storefront-dev", False, False),
+    }
