@@ -150,6 +150,8 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 # guardian: no anonymous user row; anonymous requests never see objects.
 ANONYMOUS_USER_NAME = None
+# History is a record: the admin shows it and never reverts to it (apps.core.admin.HistoryAdmin).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 GUARDIAN_MONKEY_PATCH_USER = False
 
 # --- Internationalisation ---------------------------------------------------------------

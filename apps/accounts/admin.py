@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
-from simple_history.admin import SimpleHistoryAdmin
 
-from apps.core.admin import AuditedAdminMixin
+from apps.core.admin import AuditedAdminMixin, HistoryAdmin
 
 from .models import ApiToken, Team, User
 
@@ -16,7 +15,7 @@ class NoDeleteMixin:
 
 
 @admin.register(User)
-class UserAdmin(NoDeleteMixin, AuditedAdminMixin, SimpleHistoryAdmin, BaseUserAdmin):
+class UserAdmin(NoDeleteMixin, AuditedAdminMixin, HistoryAdmin, BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Preferences", {"fields": ("timezone",)}))
     # Team membership and permissions change on the Teams pages, whose services audit every change.
     readonly_fields = ["groups", "user_permissions", "last_login", "date_joined"]
@@ -28,7 +27,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Team)
-class TeamAdmin(NoDeleteMixin, AuditedAdminMixin, SimpleHistoryAdmin):
+class TeamAdmin(NoDeleteMixin, AuditedAdminMixin, HistoryAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     readonly_fields = ["group", "slug"]
@@ -38,7 +37,7 @@ class TeamAdmin(NoDeleteMixin, AuditedAdminMixin, SimpleHistoryAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(NoDeleteMixin, SimpleHistoryAdmin):
+class ApiTokenAdmin(NoDeleteMixin, HistoryAdmin):
     list_display = ["name", "user", "prefix", "scopes", "expires_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "user__username"]

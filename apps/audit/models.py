@@ -35,7 +35,9 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=100, blank=True, editable=False)
     object_id = models.CharField(max_length=64, blank=True, editable=False)
     summary = models.CharField(max_length=255, blank=True, editable=False)
-    details = models.JSONField(default=dict, blank=True, editable=False)
+    # Canonical JSON text (sorted keys, compact), hashed exactly as stored: a JSON column would hand
+    # back numbers in another form than they went in (PostgreSQL's jsonb turns 1e16 into an integer).
+    details_json = models.TextField(default="{}", editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 
@@ -53,6 +55,10 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.verb} {self.object_type}:{self.object_id} by {self.actor_name}"
 
+    @property
+    def details(self) -> dict:
+        return json.loads(self.details_json)
+
     def compute_hash(self) -> str:
         """SHA-256 over the canonical JSON of every recorded field and the previous hash."""
         payload = {
@@ -67,7 +73,7 @@ class AuditEvent(models.Model):
             "object_type": self.object_type,
             "object_id": self.object_id,
             "summary": self.summary,
-            "details": self.details,
+            "details": self.details_json,
         }
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -51,8 +51,9 @@ def audit_record(
         object_type = object_type or target._meta.label_lower
         object_id = object_id or target.pk
         summary = summary or str(target)
-    # Store exactly what a JSON round trip gives back, so the hash verifies after reading.
-    details = json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
+    details_json = json.dumps(
+        details or {}, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     # No savepoint: the event belongs to the caller's transaction, and a savepoint would cost two
     # round trips while the chain lock is held.
     with transaction.atomic(savepoint=False):
@@ -68,7 +69,7 @@ def audit_record(
             object_type=object_type,
             object_id=str(object_id),
             summary=summary[:255],
-            details=details,
+            details_json=details_json,
             prev_hash=prev_hash,
         )
         event.hash = event.compute_hash()

@@ -1,6 +1,7 @@
 import json
 
 from django.contrib.admin.models import LogEntry
+from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.audit.services import audit_record
@@ -27,7 +28,20 @@ def _changes(message) -> dict:
     return {"changes": entry.get_change_message()}
 
 
-class ReadOnlyAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(SimpleHistoryAdmin):
+    """simple-history's admin, with history to read and never to revert: history is a record, and every
+    write goes through the services. (simple-history's history form saves a POST whatever its settings.)"""
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("History is read-only.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class ReadOnlyAdmin(HistoryAdmin):
     """Browse with history; changes go through the pages and the API, whose services check and audit them."""
 
     def has_add_permission(self, request) -> bool:

@@ -138,3 +138,20 @@ def test_admin_changes_are_audited(client, make_user, user):
     event = AuditEvent.objects.get(verb="user.changed_in_admin")
     assert (event.actor, event.channel, event.object_id) == (admin, "ui", str(user.pk))
     assert "Active" in event.details["changes"]
+
+
+def test_admin_history_cannot_be_reverted_or_edited(client, make_user, user, make_token):
+    """simple-history's history form would save a POST; ours refuses it, so a revoked token stays revoked."""
+    from apps.accounts.services import token_revoke
+
+    root = make_user("root", is_staff=True, is_superuser=True)
+    token, _ = make_token(user)
+    first = token.history.earliest("history_date")
+    token_revoke(token_id=token.pk, actor=user)
+    client.force_login(root)
+    url = f"/admin/accounts/apitoken/{token.pk}/history/{first.history_id}/"
+    assert client.get(url).status_code == 200  # reading history is fine
+    response = client.post(url, {"name": "ci", "scopes": '["read"]', "revoked_at": ""})
+    assert response.status_code == 403
+    token.refresh_from_db()
+    assert token.revoked_at is not None

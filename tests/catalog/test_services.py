@@ -54,7 +54,7 @@ def test_create_grants_the_owner_team_and_records_history_and_audit(payments, ro
     event = AuditEvent.objects.get(verb="application.created")
     assert (event.actor, event.channel, event.ip, event.object_id) == (root, "ui", "10.0.0.7", str(application.pk))
     assert event.details == {"owner_team": "payments"}
-    grants = AuditEvent.objects.filter(verb="team.permission_granted").values_list("details__permission", flat=True)
+    grants = [event.details["permission"] for event in AuditEvent.objects.filter(verb="team.permission_granted")]
     assert sorted(grants) == ["catalog.manage_application", "catalog.register_application", "catalog.view_application"]
     row = application.history.get()
     assert (row.history_type, row.history_user, row.history_channel, row.history_ip) == ("+", root, "ui", "10.0.0.7")

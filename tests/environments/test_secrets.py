@@ -156,7 +156,7 @@ def test_a_secret_in_the_environment_history_is_ciphertext_only(setup):
     assert values[0] == (False, "plain-at-first")  # it was not a secret then
     assert all(secret for secret, _ in values[1:])
     assert [crypto.decrypt(value) for _, value in values[1:]] == ["plain-at-first", "now-secret"]
-    assert "now-secret" not in str(AuditEvent.objects.values_list("details", flat=True))
+    assert "now-secret" not in str(AuditEvent.objects.values_list("details_json", flat=True))
 
 
 # --- key rotation -----------------------------------------------------------------------------------------
