@@ -24,16 +24,21 @@ def _local_secret(name: str, make) -> str:
     """A secret generated on first start and kept in VAR_DIR (mode 0600), used when no variable sets it.
 
     Processes sharing VAR_DIR (web, worker, beat; or compose containers sharing a volume)
-    read the same value. The file is created exclusively, so concurrent first starts agree.
+    read the same value.
     """
     path = VAR_DIR / name
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as file:
-            file.write(make())
+    if not path.exists():
+        # Written whole to a temporary file, then linked into place: a concurrent first start either
+        # wins the link or reads the winner's complete file, never an empty one.
+        temporary = VAR_DIR / f".{name}.{os.getpid()}"
+        temporary.write_text(make())
+        temporary.chmod(0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 
@@ -183,6 +188,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ReleaseHub <releaseh
 # --- REST API -------------------------------------------------------------------------------
 API_TOKEN_RATE = env.str("API_TOKEN_RATE", default="1200/min")
 API_USER_RATE = env.str("API_USER_RATE", default="600/min")
+# Failed sign-ins (bad API tokens, wrong passwords) allowed per client IP and minute.
+AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=30)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerTokenAuthentication",

@@ -4,6 +4,7 @@ from apps.core.context import current
 from apps.core.errors import NotAuthenticated
 
 from .services import token_authenticate
+from .throttling import FailedSignIns
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -25,9 +26,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        ip = current().ip
+        if FailedSignIns.exceeded(ip):
+            raise exceptions.Throttled(wait=FailedSignIns.WINDOW, detail="Too many failed sign-ins from this address.")
         try:
-            token = token_authenticate(raw=raw, ip=current().ip)
+            token = token_authenticate(raw=raw, ip=ip)
         except NotAuthenticated as exc:
+            FailedSignIns.record(ip)
             raise exceptions.AuthenticationFailed(exc.detail) from exc
         return token.user, token
 

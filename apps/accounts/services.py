@@ -116,12 +116,17 @@ def token_authenticate(*, raw: str, ip: str | None) -> ApiToken:
 
 
 def default_token_expiry() -> datetime:
+    """When a token created without an expiry expires: API_TOKEN_DEFAULT_LIFETIME_DAYS from now."""
     return timezone.now() + timedelta(days=settings.API_TOKEN_DEFAULT_LIFETIME_DAYS)
 
 
 def _require_team_admin(actor: User | None) -> None:
-    """Teams and roles are managed by staff; `actor=None` is the system (management commands)."""
-    if actor is not None and not (actor.is_staff or actor.is_superuser):
+    """Teams and roles are managed by superusers; `actor=None` is the system (management commands).
+
+    Not by staff: membership and roles carry every permission, so whoever manages them could
+    grant themselves anything (and separation of duties would be void).
+    """
+    if actor is not None and not actor.is_superuser:
         raise PermissionDenied("Only administrators manage teams.")
 
 
@@ -247,25 +252,37 @@ def team_role_set(*, actor: User | None, team: Team, role: str, enabled: bool) -
         team_revoke(team=team, perm=perm, actor=actor)
 
 
-def object_access_set(
-    *, actor: User | None, obj, team: Team, action: str, granted: bool, actions: dict[str, str]
-) -> None:
+def object_access_set(*, actor: User | None, obj, team: Team, action: str, granted: bool) -> None:
     """Grant (`granted=True`) or withdraw a team's `action` on one object (an environment, an application).
 
-    Needs `manage` on the object (`actor=None` is the system). The last team that manages
-    an object keeps `manage`, so nobody but a superuser is locked out of it. Raises NotFound,
-    PermissionDenied, ValidationFailed (unknown action), Conflict (last manager).
+    The actions are the model's ACCESS_ACTIONS. Granting any action grants `view` too (an action
+    on an object one cannot see is no use), and `view` is withdrawn only after the others.
+    Needs `manage` on the object (`actor=None` is the system). The last team that manages an
+    object keeps `manage`, so nobody but a superuser is locked out of it. Raises NotFound,
+    PermissionDenied, ValidationFailed (unknown action), Conflict (last manager, or `view`
+    while other actions remain).
     """
+    actions = type(obj).ACCESS_ACTIONS
     if actor is not None:
         ensure_can(actor, "manage", obj)
     if action not in actions:
         raise ValidationFailed(
             f"Unknown permission {action!r}; use one of {', '.join(actions)}.", fields={"action": ["Unknown."]}
         )
-    perm = f"{obj._meta.app_label}.{action}_{obj._meta.model_name}"
-    if granted:
-        team_grant(team=team, perm=perm, obj=obj, actor=actor)
-        return
-    if action == "manage" and not holders(obj, "manage").exclude(pk=team.group_id).exists():
-        raise Conflict(f"{team.name} is the only team that manages {obj}; let another team manage it first.")
-    team_revoke(team=team, perm=perm, obj=obj, actor=actor)
+
+    def perm(name: str) -> str:
+        return f"{obj._meta.app_label}.{name}_{obj._meta.model_name}"
+
+    with transaction.atomic():
+        if granted:
+            team_grant(team=team, perm=perm("view"), obj=obj, actor=actor)
+            team_grant(team=team, perm=perm(action), obj=obj, actor=actor)
+            return
+        held = {codename.removesuffix(f"_{obj._meta.model_name}") for codename in get_group_perms(team.group, obj)}
+        if action == "view" and held - {"view"}:
+            raise Conflict(
+                f"Withdraw {team.name}'s other permissions on {obj} ({', '.join(sorted(held - {'view'}))}) first."
+            )
+        if action == "manage" and not holders(obj, "manage").exclude(pk=team.group_id).exists():
+            raise Conflict(f"{team.name} is the only team that manages {obj}; let another team manage it first.")
+        team_revoke(team=team, perm=perm(action), obj=obj, actor=actor)

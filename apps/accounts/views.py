@@ -6,17 +6,33 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from apps.core.context import current
 from apps.core.errors import PermissionDenied, ReleaseHubError
 from apps.core.ui import call_service, form_add_domain_error
 
 from . import services
 from .forms import ApiTokenForm, MemberForm, TeamForm
 from .models import Team, User
+from .throttling import FailedSignIns
 
 
 class LoginView(auth_views.LoginView):
+    """Sign-in; wrong passwords count towards the per-address limit of failed sign-ins (429 beyond it)."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if FailedSignIns.exceeded(current().ip):
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, "Too many failed sign-ins from this address; try again in a minute.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        FailedSignIns.record(current().ip)
+        return super().form_invalid(form)
 
 
 # The token text between the POST that creates it and the GET that shows it (Post/Redirect/Get).

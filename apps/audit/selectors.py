@@ -4,6 +4,7 @@ from .models import AuditEvent
 
 
 def can_view_all_audit(user) -> bool:
+    """Auditors: superusers and holders of the global audit.view_auditevent permission."""
     return user.is_superuser or user.has_perm("audit.view_auditevent")
 
 

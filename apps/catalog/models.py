@@ -48,6 +48,9 @@ class Application(TimestampedModel):
 
     history = history()
 
+    # What teams can be granted on one application (the Access tab, accounts.services.object_access_set).
+    ACCESS_ACTIONS = APPLICATION_ACTIONS
+
     class Meta:
         ordering = ["name"]
         permissions = [(f"{a}_application", d) for a, d in APPLICATION_ACTIONS.items() if a != "view"]

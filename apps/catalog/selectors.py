@@ -8,6 +8,7 @@ from .models import Application, Artifact
 
 
 def applications_visible_to(user, action: str = "view") -> QuerySet[Application]:
+    """Applications the user may view (or perform `action` on), by name."""
     return restrict(Application.objects.select_related("owner_team"), user, action).order_by("name")
 
 

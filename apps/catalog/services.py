@@ -16,7 +16,7 @@ from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.core.permissions import ensure_can, with_permission
 from apps.environments.validators import check_slug_available
 
-from .models import APPLICATION_ACTIONS, Application, Artifact
+from .models import Application, Artifact
 from .versions import version_sort_key
 
 # What the owner team of a new application may do with it at once.
@@ -71,6 +71,8 @@ def application_delete(*, actor: User | None, application: Application) -> None:
     """Delete an application without artifacts. Raises NotFound, PermissionDenied, Conflict."""
     _ensure_manage(actor, application)
     with transaction.atomic():
+        # Locked, so no artifact can be registered between the check and the delete.
+        application = Application.objects.select_for_update().get(pk=application.pk)
         if application.artifacts.exists():
             raise Conflict("Applications with registered artifacts are kept: their artifacts are the record.")
         audit_record(verb="application.deleted", target=application, actor=actor, details={"slug": application.slug})
@@ -79,14 +81,12 @@ def application_delete(*, actor: User | None, application: Application) -> None:
 
 def application_grant(*, actor: User | None, application: Application, team: Team, action: str) -> None:
     """Grant `action` on the application to `team` (accounts.services.object_access_set)."""
-    object_access_set(actor=actor, obj=application, team=team, action=action, granted=True, actions=APPLICATION_ACTIONS)
+    object_access_set(actor=actor, obj=application, team=team, action=action, granted=True)
 
 
 def application_revoke(*, actor: User | None, application: Application, team: Team, action: str) -> None:
     """Withdraw `action` on the application from `team`; the last managing team keeps `manage`."""
-    object_access_set(
-        actor=actor, obj=application, team=team, action=action, granted=False, actions=APPLICATION_ACTIONS
-    )
+    object_access_set(actor=actor, obj=application, team=team, action=action, granted=False)
 
 
 def artifact_register(

@@ -37,10 +37,6 @@ def _prerelease(pre: str | None) -> str:
     return ".".join(f"0{_number(part)}" if part.isdigit() else f"1{part.replace('-', '/')}" for part in pre.split("."))
 
 
-def is_semver(version: str) -> bool:
-    return SEMVER.match(version) is not None
-
-
 def version_sort_key(version: str, registered_at: datetime) -> str:
     """Semantic versions ('1|...') sort above, and among themselves by precedence; others ('0|...')
     by registration time. Build metadata does not affect precedence."""

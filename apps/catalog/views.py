@@ -26,7 +26,7 @@ from apps.core.ui import access_change, access_context, form_add_domain_error, p
 from . import services
 from .filters import ApplicationFilterSet, ArtifactFilterSet
 from .forms import ApplicationForm
-from .models import APPLICATION_ACTIONS, Application
+from .models import Application
 from .selectors import (
     application_history,
     applications_overview,
@@ -136,7 +136,6 @@ def application_access(request, slug: str):
         access_context(
             request,
             application,
-            APPLICATION_ACTIONS,
             grant_url=reverse("catalog:application-access-grant", args=[application.slug]),
             revoke_url=reverse("catalog:application-access-revoke", args=[application.slug]),
         )
@@ -146,7 +145,7 @@ def application_access(request, slug: str):
 
 def _change_access(request, slug: str, *, granted: bool):
     application = _visible(request, slug)
-    access_change(request, application, APPLICATION_ACTIONS, granted=granted)
+    access_change(request, application, granted=granted)
     if not can(request.user, "view", application):  # the user just revoked their own access
         return redirect("catalog:application-list")
     return redirect("catalog:application-access", slug=application.slug)

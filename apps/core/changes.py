@@ -30,22 +30,19 @@ def validated_save(instance: models.Model, *, conflict: str = "") -> None:
         with transaction.atomic():
             instance.save()
     except IntegrityError as exc:
-        raise Conflict(conflict or "It exists already.") from exc
+        if _is_unique_violation(exc):
+            raise Conflict(conflict or "It exists already.") from exc
+        raise ValidationFailed("The database refused the values.") from exc
 
 
-def apply_changes(
-    instance: models.Model, changes: dict[str, Any], *, masked: set[str] = frozenset()
-) -> dict[str, list]:
-    """Set the changed fields on `instance`; return {field: [old, new]} for the audit trail.
-
-    Fields in `masked` are reported as changed without their values.
-    """
+def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, list]:
+    """Set the changed fields on `instance`; return {field: [old, new]} for the audit trail."""
     diff = {}
     for field, new in changes.items():
         old = getattr(instance, field)
         if old != new:
             setattr(instance, field, new)
-            diff[field] = ["(hidden)", "(hidden)"] if field in masked else [_plain(old), _plain(new)]
+            diff[field] = [_plain(old), _plain(new)]
     return diff
 
 
@@ -54,3 +51,9 @@ def _plain(value):
     if isinstance(value, models.Model):
         return getattr(value, "slug", None) or str(value)
     return value
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """A uniqueness race, as opposed to another constraint (a check, a NOT NULL) the input broke."""
+    cause = exc.__cause__
+    return type(cause).__name__ == "UniqueViolation" or "UNIQUE constraint failed" in str(exc)

@@ -74,7 +74,7 @@ def history_entries(
     """
     shown = values or (lambda field, value: value)
 
-    def values(field_name, value):
+    def display(field_name, value):
         value = shown(field_name, value)
         if isinstance(value, dict):  # labels, attributes
             return ", ".join(f"{key}={item}" for key, item in value.items()) or "{}"
@@ -104,7 +104,7 @@ def history_entries(
                     FieldChange(
                         field=model_field.name,
                         old=None,
-                        new=None if hidden else values(model_field.name, raw),
+                        new=None if hidden else display(model_field.name, raw),
                         hidden=hidden,
                     )
                 )
@@ -115,8 +115,8 @@ def history_entries(
                 changes.append(
                     FieldChange(
                         field=change.field,
-                        old=None if hidden else values(change.field, change.old),
-                        new=None if hidden else values(change.field, change.new),
+                        old=None if hidden else display(change.field, change.old),
+                        new=None if hidden else display(change.field, change.new),
                         hidden=hidden,
                     )
                 )

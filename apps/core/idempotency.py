@@ -1,7 +1,9 @@
 """`Idempotency-Key` for POST endpoints that create or start something (DESIGN.md §4).
 
 Same key and same body: the stored response is replayed (header `Idempotent-Replayed: true`).
-Same key, different body: 422. Same key while the first request is still running: 409.
+Same key, different body: 422. Same key while the first request is still running: 409 (for up to
+five minutes: a claim older than that without a response belongs to a request that died, and is
+given up).
 A request that fails (an error response or an exception) forgets its key, so it can be retried.
 """
 
@@ -14,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -21,6 +24,7 @@ from .errors import Conflict, ReleaseHubError, ValidationFailed
 from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
+ABANDONED_AFTER = timedelta(minutes=5)
 
 
 class IdempotencyKeyReused(ReleaseHubError):
@@ -36,8 +40,11 @@ def _fingerprint(request) -> str:
 
 def _claim(user, key: str, fingerprint: str) -> IdempotencyKey | Response:
     """Record the key as in flight, or return the stored response of an earlier identical request."""
-    expired_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL)
-    IdempotencyKey.objects.filter(user=user, key=key, created_at__lt=expired_before).delete()
+    now = timezone.now()
+    expired = Q(created_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL))
+    # A claim still without a response after this long belongs to a process that died mid-request.
+    abandoned = Q(response_status__isnull=True, created_at__lt=now - ABANDONED_AFTER)
+    IdempotencyKey.objects.filter(expired | abandoned, user=user, key=key).delete()
     try:
         with transaction.atomic():
             return IdempotencyKey.objects.create(user=user, key=key, fingerprint=fingerprint)

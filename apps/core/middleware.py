@@ -19,13 +19,18 @@ class RequestContextMiddleware:
 
 
 class UserTimezoneMiddleware:
-    """Show times in the signed-in user's time zone (stored in UTC regardless)."""
+    """Show pages' times in the signed-in user's time zone (stored in UTC regardless).
+
+    Not under /api/: API.md returns times in UTC whichever way the caller authenticates.
+    """
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        if request.path.startswith("/api/"):
+            user = None
         try:
             tz = zoneinfo.ZoneInfo(user.timezone) if user is not None and user.is_authenticated else None
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -43,8 +43,9 @@ def page_or_fragment(request: HttpRequest, page: str, partial: str, context: dic
     return response
 
 
-def access_context(request: HttpRequest, obj, actions: dict[str, str], *, grant_url: str, revoke_url: str) -> dict:
+def access_context(request: HttpRequest, obj, *, grant_url: str, revoke_url: str) -> dict:
     """What an Access tab shows: each team's grants on `obj`, the caller's own actions, the grant/revoke URLs."""
+    actions = type(obj).ACCESS_ACTIONS
     return {
         "holders": grants_by_team(grants_on(obj), type(obj)),
         "actions": actions,
@@ -55,8 +56,9 @@ def access_context(request: HttpRequest, obj, actions: dict[str, str], *, grant_
     }
 
 
-def access_change(request: HttpRequest, obj, actions: dict[str, str], *, granted: bool) -> None:
+def access_change(request: HttpRequest, obj, *, granted: bool) -> None:
     """Grant or revoke the posted team's action on `obj` (accounts.services.object_access_set), with a message."""
+    actions = type(obj).ACCESS_ACTIONS
     form = AccessForm(request.POST, actions=actions)
     if not form.is_valid():
         messages.error(request, "Choose a team and one of the actions " + ", ".join(actions) + ".")
@@ -64,13 +66,5 @@ def access_change(request: HttpRequest, obj, actions: dict[str, str], *, granted
     team, action = form.cleaned_data["team"], form.cleaned_data["action"]
     done = f"{team.name} {'may now' if granted else 'may no longer'} {action} on {obj}."
     call_service(
-        request,
-        object_access_set,
-        done,
-        actor=request.user,
-        obj=obj,
-        team=team,
-        action=action,
-        granted=granted,
-        actions=actions,
+        request, object_access_set, done, actor=request.user, obj=obj, team=team, action=action, granted=granted
     )

@@ -8,7 +8,7 @@ from guardian.models import GroupObjectPermissionBase
 from apps.core.history import history
 from apps.core.models import TimestampedModel
 
-from .choices import ENVIRONMENT_ACTIONS, TIER_ORDER, Slot, Tier
+from .choices import ENVIRONMENT_ACTIONS, Slot, Tier
 from .validators import validate_attributes, validate_identifier, validate_labels, validate_timezone
 
 MASK = "••••••••"
@@ -35,6 +35,9 @@ class Environment(TimestampedModel):
 
     history = history()
 
+    # What teams can be granted on one environment (the Access tab, accounts.services.object_access_set).
+    ACCESS_ACTIONS = ENVIRONMENT_ACTIONS
+
     class Meta:
         ordering = ["name"]
         permissions = [(f"{a}_environment", d) for a, d in ENVIRONMENT_ACTIONS.items() if a != "view"]
@@ -42,10 +45,6 @@ class Environment(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def tier_rank(self) -> int:
-        return TIER_ORDER[self.tier]
 
 
 class EnvironmentGroupObjectPermission(GroupObjectPermissionBase):

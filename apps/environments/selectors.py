@@ -18,6 +18,7 @@ def environments_visible_to(user, action: str = "view") -> QuerySet[Environment]
 
 
 def targets_of(environment: Environment) -> QuerySet[Target]:
+    """The environment's targets by name (the caller has checked it may view the environment)."""
     return environment.targets.order_by("name")
 
 
@@ -35,6 +36,7 @@ def lifecycles_visible_to(user) -> QuerySet[Lifecycle]:
 
 
 def lifecycles_of(environment: Environment) -> QuerySet[Lifecycle]:
+    """The lifecycles one of whose stages holds the environment."""
     return Lifecycle.objects.filter(stages__environments=environment).distinct().order_by("name")
 
 

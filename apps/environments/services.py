@@ -16,9 +16,8 @@ from apps.audit.services import audit_record
 from apps.core import crypto
 from apps.core.changes import apply_changes, validated_save
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
-from apps.core.permissions import ensure_can
+from apps.core.permissions import can, ensure_can
 
-from .choices import ENVIRONMENT_ACTIONS
 from .models import Environment, Lifecycle, LifecycleStage, Target, Variable
 from .validators import check_slug_available
 
@@ -106,14 +105,12 @@ def environment_delete(*, actor: User | None, environment: Environment) -> None:
 
 def environment_grant(*, actor: User | None, environment: Environment, team: Team, action: str) -> None:
     """Grant `action` on the environment to `team` (accounts.services.object_access_set)."""
-    object_access_set(actor=actor, obj=environment, team=team, action=action, granted=True, actions=ENVIRONMENT_ACTIONS)
+    object_access_set(actor=actor, obj=environment, team=team, action=action, granted=True)
 
 
 def environment_revoke(*, actor: User | None, environment: Environment, team: Team, action: str) -> None:
     """Withdraw `action` on the environment from `team`; the last managing team keeps `manage`."""
-    object_access_set(
-        actor=actor, obj=environment, team=team, action=action, granted=False, actions=ENVIRONMENT_ACTIONS
-    )
+    object_access_set(actor=actor, obj=environment, team=team, action=action, granted=False)
 
 
 # --- Targets -------------------------------------------------------------------------------------
@@ -130,6 +127,7 @@ def target_create(*, actor: User | None, environment: Environment, **fields: Any
 
 
 def target_update(*, actor: User | None, target: Target, **changes: Any) -> Target:
+    """Change a target's fields. Raises NotFound, PermissionDenied, ValidationFailed, Conflict (name taken)."""
     _ensure_manage(actor, target.environment)
     with transaction.atomic():
         target = Target.objects.select_for_update().select_related("environment").get(pk=target.pk)
@@ -231,6 +229,7 @@ def variable_update(
 
 
 def variable_delete(*, actor: User | None, variable: Variable) -> None:
+    """Delete a variable (or a target's override). Raises NotFound, PermissionDenied."""
     _ensure_manage(actor, variable.environment)
     with transaction.atomic():
         audit_record(verb="variable.deleted", target=variable, actor=actor, details=_variable_details(variable))
@@ -282,7 +281,7 @@ def lifecycle_create(
     lifecycle = Lifecycle(slug=slug, name=name, description=description)
     with transaction.atomic():
         validated_save(lifecycle, conflict=f"A lifecycle with slug {slug!r} exists already.")
-        _replace_stages(lifecycle, stages)
+        _replace_stages(lifecycle, stages, actor=actor)
         audit_record(verb="lifecycle.created", target=lifecycle, actor=actor, details={"stages": _describe(stages)})
     return lifecycle
 
@@ -297,8 +296,8 @@ def lifecycle_update(
         diff = apply_changes(lifecycle, _only(changes, {"name", "description"}))
         if diff:
             validated_save(lifecycle)
-        if stages is not None:
-            _replace_stages(lifecycle, stages)
+        if stages is not None and _describe(stages) != _describe_stored(lifecycle):
+            _replace_stages(lifecycle, stages, actor=actor)
             diff["stages"] = _describe(stages)
         if diff:
             audit_record(verb="lifecycle.updated", target=lifecycle, actor=actor, details={"changes": diff})
@@ -306,6 +305,7 @@ def lifecycle_update(
 
 
 def lifecycle_delete(*, actor: User | None, lifecycle: Lifecycle) -> None:
+    """Delete a lifecycle and its stages. Raises PermissionDenied (no delete_lifecycle)."""
     _require_global(actor, "environments.delete_lifecycle")
     with transaction.atomic():
         audit_record(verb="lifecycle.deleted", target=lifecycle, actor=actor, details={"slug": lifecycle.slug})
@@ -314,7 +314,8 @@ def lifecycle_delete(*, actor: User | None, lifecycle: Lifecycle) -> None:
         lifecycle.delete()
 
 
-def _replace_stages(lifecycle: Lifecycle, stages: list[dict]) -> None:
+def _replace_stages(lifecycle: Lifecycle, stages: list[dict], *, actor: User | None) -> None:
+    """Replace the stages; every environment must exist for the actor (be visible), at most once."""
     if not stages:
         raise ValidationFailed(fields={"stages": ["A lifecycle needs at least one stage."]})
     seen: set[int] = set()
@@ -322,6 +323,8 @@ def _replace_stages(lifecycle: Lifecycle, stages: list[dict]) -> None:
         environments = list(stage.get("environments") or [])
         if not environments:
             raise ValidationFailed(fields={f"stages.{index}.environments": ["A stage needs at least one environment."]})
+        if actor is not None and any(not can(actor, "view", environment) for environment in environments):
+            raise ValidationFailed(fields={f"stages.{index}.environments": ["Unknown environment."]})
         repeated = {env.pk for env in environments} & seen
         if repeated:
             raise ValidationFailed(
@@ -336,6 +339,13 @@ def _replace_stages(lifecycle: Lifecycle, stages: list[dict]) -> None:
         )
         validated_save(row)
         row.environments.set(stage["environments"])
+
+
+def _describe_stored(lifecycle: Lifecycle) -> list[dict]:
+    stages = lifecycle.stages.order_by("position").prefetch_related("environments")
+    return _describe(
+        [{"name": s.name, "automatic": s.automatic, "environments": list(s.environments.all())} for s in stages]
+    )
 
 
 def _describe(stages: list[dict]) -> list[dict]:

@@ -1,5 +1,6 @@
 """Validation of the free-form fields (labels, attributes, names), shared by models, services and the API."""
 
+import math
 import re
 import zoneinfo
 
@@ -44,8 +45,8 @@ def validate_attributes(value) -> None:
                 raise ValidationError(f"Attribute {key!r}: at most {MAX_TEXT} characters.")
             if "\x00" in item:  # PostgreSQL's jsonb cannot hold it
                 raise ValidationError(f"Attribute {key!r}: the value must not contain NUL characters.")
-        elif not isinstance(item, bool | int | float) or item != item:  # item != item: NaN
-            raise ValidationError(f"Attribute {key!r}: the value must be a string, a number or a boolean.")
+        elif not isinstance(item, bool | int | float) or not math.isfinite(item):  # JSON has no NaN or infinity
+            raise ValidationError(f"Attribute {key!r}: the value must be a string, a finite number or a boolean.")
 
 
 def validate_identifier(value: str) -> None:
@@ -60,8 +61,9 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Berlin.") from exc
 
 
-# Path segments the pages use next to object slugs (/environments/new/): no object may be named so.
-RESERVED_SLUGS = frozenset({"new"})
+# Path segments the pages and the API use next to object slugs (/environments/new/): no object may be named so.
+# "compare" is the environment comparison of API.md (/api/v1/environments/compare/).
+RESERVED_SLUGS = frozenset({"new", "compare"})
 
 
 def check_slug_available(slug: str) -> None:

@@ -21,7 +21,7 @@ from apps.core.permissions import can, ensure_can
 from apps.core.ui import access_change, access_context, call_service, form_add_domain_error, page_or_fragment
 
 from . import services
-from .choices import ENVIRONMENT_ACTIONS, Tier
+from .choices import Tier
 from .filters import EnvironmentFilterSet
 from .forms import EnvironmentForm, TargetForm, VariableEditForm, VariableForm
 from .models import Environment
@@ -143,7 +143,6 @@ def environment_access(request, slug: str):
         access_context(
             request,
             environment,
-            ENVIRONMENT_ACTIONS,
             grant_url=reverse("environments:access-grant", args=[environment.slug]),
             revoke_url=reverse("environments:access-revoke", args=[environment.slug]),
         )
@@ -153,7 +152,7 @@ def environment_access(request, slug: str):
 
 def _change_access(request, slug: str, *, granted: bool):
     environment = _visible(request, slug)
-    access_change(request, environment, ENVIRONMENT_ACTIONS, granted=granted)
+    access_change(request, environment, granted=granted)
     if not can(request.user, "view", environment):  # the user just revoked their own access
         return redirect("environments:list")
     return redirect("environments:access", slug=environment.slug)

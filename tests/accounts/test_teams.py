@@ -10,7 +10,8 @@ from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFai
 
 @pytest.fixture
 def staff(make_user):
-    return make_user("stella", is_staff=True)
+    """A superuser: teams are managed by superusers only."""
+    return make_user("stella", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -155,3 +156,12 @@ def test_admin_history_cannot_be_reverted_or_edited(client, make_user, user, mak
     assert response.status_code == 403
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+def test_staff_who_are_not_superusers_cannot_raise_their_own_rights(make_user, team):
+    stan = make_user("stan", is_staff=True)
+    with pytest.raises(PermissionDenied):
+        team_add_member(actor=stan, team=team, user=stan)
+    with pytest.raises(PermissionDenied):
+        team_role_set(actor=stan, team=team, role="auditor", enabled=True)
+    assert not stan.groups.exists()

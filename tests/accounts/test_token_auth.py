@@ -124,3 +124,13 @@ def test_token_is_throttled_per_token(api_client, user, make_token):
     assert "Retry-After" in response
     # Another token of the same user has its own budget.
     assert bearer(api_client, other_raw).get(AUDIT_URL).status_code == 200
+
+
+def test_guessing_tokens_is_limited_per_address(api_client, user, make_token, settings):
+    settings.AUTH_FAILURES_PER_MINUTE = 3
+    _, raw = make_token(user)
+    statuses = [api_client.get(AUDIT_URL, HTTP_AUTHORIZATION="Bearer rh_00000000_guess").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    # Even the right token waits for the minute to pass, from that address.
+    assert api_client.get(AUDIT_URL, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 429
+    assert api_client.get(AUDIT_URL, HTTP_AUTHORIZATION=f"Bearer {raw}", REMOTE_ADDR="10.9.9.9").status_code == 200

@@ -60,3 +60,24 @@ def test_pages_require_sign_in(client, db):
         response = client.get(path)
         assert response.status_code == 302, path
         assert response["Location"].startswith("/login/?next=")
+
+
+def test_sign_ins_add_no_history_rows(client, user):
+    before = user.history.count()
+    for _ in range(3):
+        client.post("/login/", {"username": "ursula", "password": "pw"})
+        client.post("/logout/")
+    user.refresh_from_db()
+    assert user.last_login is not None
+    assert user.history.count() == before
+
+
+def test_failed_sign_ins_are_limited_per_address(client, user, settings):
+    settings.AUTH_FAILURES_PER_MINUTE = 3
+    for _ in range(3):
+        assert client.post("/login/", {"username": "ursula", "password": "nope"}).status_code == 200
+    refused = client.post("/login/", {"username": "ursula", "password": "pw"})
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.content.decode()
+    # Another address is not affected.
+    assert client.post("/login/", {"username": "ursula", "password": "pw"}, REMOTE_ADDR="10.9.9.9").status_code == 302

@@ -25,6 +25,7 @@ from apps.accounts.services import token_create
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
 from apps.core.context import Channel, acting
+from apps.core.errors import Conflict
 from tests.factories import (
     bearer_client,
     build_world,
@@ -364,11 +365,16 @@ def test_a_team_granted_manage_later_may_change_the_environment(world, clients):
         actor=world.paula, environment=world.environments["payments-dev"], team=world.storefront, action="manage"
     )
     assert clients["steve"].patch(url, {"description": "x"}, format="json").status_code == 200
-    environment_revoke(
-        actor=world.paula, environment=world.environments["payments-dev"], team=world.storefront, action="view"
-    )
+    # `view` goes last: while storefront manages it, withdrawing view is refused.
+    with pytest.raises(Conflict):
+        environment_revoke(
+            actor=world.paula, environment=world.environments["payments-dev"], team=world.storefront, action="view"
+        )
     environment_revoke(
         actor=world.paula, environment=world.environments["payments-dev"], team=world.storefront, action="manage"
+    )
+    environment_revoke(
+        actor=world.paula, environment=world.environments["payments-dev"], team=world.storefront, action="view"
     )
     assert clients["steve"].get(url).status_code == 404
 

@@ -193,10 +193,19 @@ def test_grant_and_revoke(env, paula):
     environment_revoke(actor=paula, environment=env, team=ops, action="approve")
     with pytest.raises(ValidationFailed):
         environment_grant(actor=paula, environment=env, team=ops, action="destroy")
+    # Granting approve grants view too (approving what one cannot see is no use); revoking leaves view.
     assert verbs(object_type="accounts.team", object_id=str(ops.pk)) == [
         "team.created",
         "team.permission_granted",
+        "team.permission_granted",
         "team.permission_revoked",
+    ]
+    assert [
+        e.details["permission"]
+        for e in AuditEvent.objects.filter(verb="team.permission_granted", object_id=str(ops.pk)).order_by("id")
+    ] == [
+        "environments.view_environment",
+        "environments.approve_environment",
     ]
 
 

@@ -53,12 +53,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
         rows = (AuditEventSerializer(event).data for event in events)
         if fmt == "csv":
             writer = csv.writer(_Echo())
-            body = (
-                writer.writerow(
-                    [json.dumps(row[f], cls=DjangoJSONEncoder) if f == "details" else row[f] for f in EXPORT_FIELDS]
-                )
-                for row in rows
-            )
+            body = (writer.writerow([_csv_cell(row, field) for field in EXPORT_FIELDS]) for row in rows)
             response = StreamingHttpResponse(
                 itertools.chain([writer.writerow(EXPORT_FIELDS)], body), content_type="text/csv"
             )
@@ -73,3 +68,11 @@ def _json_array(rows):
     for index, row in enumerate(rows):
         yield ("," if index else "") + json.dumps(row, cls=DjangoJSONEncoder)
     yield "]"
+
+
+def _csv_cell(row: dict, field: str) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ would be read as a formula."""
+    value = json.dumps(row[field], cls=DjangoJSONEncoder) if field == "details" else row[field]
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

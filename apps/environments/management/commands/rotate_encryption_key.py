@@ -17,3 +17,6 @@ class Command(BaseCommand):
         except ReleaseHubError as exc:
             raise CommandError(exc.detail) from exc
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} secret(s) with the current key."))
+        self.stdout.write(
+            "History keeps the earlier ciphertexts (it is append-only): if the old key leaked, change the secrets too."
+        )
