@@ -78,6 +78,9 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.environments",
     "apps.catalog",
+    "apps.releases",
+    "apps.deployments",
+    "apps.inventory",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +228,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "apps.deployments.models.DeploymentStatus",
+        "StepRunStatusEnum": "apps.deployments.models.StepRunStatus",
+        "TokenStatusEnum": ["active", "expired", "revoked"],
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -261,12 +269,26 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("AUDIT_VERIFY_INTERVAL", default=24 * 3600),
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
+    "deployments-dispatch": {
+        "task": "deployments.dispatch",
+        "schedule": env.float("DEPLOYMENT_DISPATCH_INTERVAL", default=5),
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
     "purge-idempotency-keys": {
         "task": "core.purge_idempotency_keys",
         "schedule": 3600,
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
 }
+
+# Deployment engine (apps.deployments.engine.runner): a step runs at most its `timeout` parameter (or
+# DEPLOYMENT_STEP_TIMEOUT); its lease lasts that long plus DEPLOYMENT_LEASE_MARGIN, after which another
+# worker takes over; a unit whose worker is lost DEPLOYMENT_MAX_UNIT_ATTEMPTS times fails.
+DEPLOYMENT_STEP_TIMEOUT = env.float("DEPLOYMENT_STEP_TIMEOUT", default=600)
+DEPLOYMENT_LEASE_MARGIN = env.float("DEPLOYMENT_LEASE_MARGIN", default=60)
+DEPLOYMENT_UNIT_TIME_LIMIT = env.float("DEPLOYMENT_UNIT_TIME_LIMIT", default=3600)
+DEPLOYMENT_MAX_UNIT_ATTEMPTS = env.int("DEPLOYMENT_MAX_UNIT_ATTEMPTS", default=3)
+DEPLOYMENT_LOG_LIMIT = env.int("DEPLOYMENT_LOG_LIMIT", default=256 * 1024)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

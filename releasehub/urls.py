@@ -9,6 +9,8 @@ api_v1 = [
     path("", include("apps.audit.api.urls")),
     path("", include("apps.environments.api.urls")),
     path("", include("apps.catalog.api.urls")),
+    path("", include("apps.releases.api.urls")),
+    path("", include("apps.deployments.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +23,8 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("environments/", include("apps.environments.urls")),
     path("applications/", include("apps.catalog.urls")),
+    path("releases/", include("apps.releases.urls")),
+    path("deployments/", include("apps.deployments.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.core.urls")),
 ]

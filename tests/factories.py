@@ -165,3 +165,12 @@ def build_world() -> World:
     )
     world.lifecycles["spare"] = make_lifecycle([[world.environments["payments-dev"]]], slug="spare")
     return world
+
+
+def make_release(
+    application: Application, artifacts: list[Artifact], version: str = "", *, by: User | None = None, notes: str = ""
+):
+    """Create a release through the service, as `by` (who needs `register` on the application) or the system."""
+    from apps.releases.services import release_create
+
+    return release_create(actor=by, application=application, artifacts=artifacts, version=version, notes=notes)

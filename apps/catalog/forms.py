@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from apps.core.forms import BootstrapForm, TeamChoiceField
+from apps.deployments.models import DeploymentTemplate
 
 from .models import Application
 
@@ -17,6 +18,12 @@ class ApplicationForm(BootstrapForm):
     owner_team = TeamChoiceField(help_text="Gets view, register and manage on a new application.")
     repository_url = forms.URLField(max_length=500, required=False, label="Repository URL", assume_scheme="https")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    default_template = forms.ModelChoiceField(
+        queryset=DeploymentTemplate.objects.order_by("name"),
+        required=False,
+        empty_label="(none)",
+        help_text="Used when a deployment names no template.",
+    )
 
     def __init__(self, *args, instance: Application | None = None, **kwargs) -> None:
         if instance is not None:
@@ -27,6 +34,7 @@ class ApplicationForm(BootstrapForm):
                     "owner_team": instance.owner_team,
                     "repository_url": instance.repository_url,
                     "description": instance.description,
+                    "default_template": instance.default_template,
                 },
             )
         super().__init__(*args, **kwargs)

@@ -45,6 +45,14 @@ class Application(TimestampedModel):
     description = models.TextField(blank=True)
     owner_team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="applications")
     repository_url = models.URLField(max_length=500, blank=True)
+    default_template = models.ForeignKey(
+        "deployments.DeploymentTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Used by deployments that name no template.",
+    )
 
     history = history()
 

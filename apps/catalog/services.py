@@ -21,7 +21,7 @@ from .versions import version_sort_key
 
 # What the owner team of a new application may do with it at once.
 OWNER_ACTIONS = ("view", "register", "manage")
-APPLICATION_FIELDS = {"name", "description", "owner_team", "repository_url"}
+APPLICATION_FIELDS = {"name", "description", "owner_team", "repository_url", "default_template"}
 
 
 def _ensure_manage(actor: User | None, application: Application) -> None:

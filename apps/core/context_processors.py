@@ -1,7 +1,7 @@
 NAVIGATION = [
     ("Dashboard", "core:dashboard", "speedometer2"),
-    ("Releases", "core:releases", "box-seam"),
-    ("Deployments", "core:deployments", "rocket-takeoff"),
+    ("Releases", "releases:list", "box-seam"),
+    ("Deployments", "deployments:list", "rocket-takeoff"),
     ("Calendar", "core:calendar", "calendar3"),
     ("Environments", "environments:list", "hdd-stack"),
     ("Applications", "catalog:application-list", "grid-3x3-gap"),

@@ -59,20 +59,9 @@ def dashboard(request):
 
 
 # Sections whose features arrive with their own apps; until then each shows what it will hold.
-# (Environments and applications have their pages: apps/environments/views.py, apps/catalog/views.py.)
+# (Environments, applications, releases and deployments have their pages: apps/environments/views.py,
+# apps/catalog/views.py, apps/releases/views.py, apps/deployments/views.py.)
 SECTIONS = {
-    "releases": {
-        "title": "Releases",
-        "icon": "box-seam",
-        "lead": "A release bundles artifact versions of an application and travels through its lifecycle.",
-        "empty": "No releases yet. Releases are created from registered artifacts, by hand or by a CD trigger.",
-    },
-    "deployments": {
-        "title": "Deployments",
-        "icon": "rocket-takeoff",
-        "lead": "Each deployment runs one release on one environment under an immutable, approved plan.",
-        "empty": "No deployments yet. Deployments run on Celery workers; their live logs appear here.",
-    },
     "calendar": {
         "title": "Calendar",
         "icon": "calendar3",

@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from apps.core.forms import BootstrapForm, TeamChoiceField
+from apps.deployments.models import DeploymentTemplate
 
 from .choices import Slot, Tier
 from .models import Environment, Target
@@ -83,6 +84,12 @@ class EnvironmentForm(BootstrapForm):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     requires_booking = forms.BooleanField(required=False, help_text="Deployments need a booked slot.")
     protected = forms.BooleanField(required=False, help_text="Changes and deployments need extra care.")
+    default_template = forms.ModelChoiceField(
+        queryset=DeploymentTemplate.objects.order_by("name"),
+        required=False,
+        empty_label="(none)",
+        help_text="Used when neither the deployment nor its application names a template.",
+    )
 
     def __init__(self, *args, instance: Environment | None = None, **kwargs) -> None:
         if instance is not None:
@@ -97,6 +104,7 @@ class EnvironmentForm(BootstrapForm):
                     "description": instance.description,
                     "requires_booking": instance.requires_booking,
                     "protected": instance.protected,
+                    "default_template": instance.default_template,
                 },
             )
         super().__init__(*args, **kwargs)

@@ -32,6 +32,14 @@ class Environment(TimestampedModel):
     description = models.TextField(blank=True)
     requires_booking = models.BooleanField(default=False, help_text="Deployments need a booked slot.")
     protected = models.BooleanField(default=False, help_text="Changes and deployments need extra care.")
+    default_template = models.ForeignKey(
+        "deployments.DeploymentTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Used by deployments that name no template (an application's default comes first).",
+    )
 
     history = history()
 

@@ -26,6 +26,7 @@ OWNER_ACTIONS = ("view", "deploy", "book", "manage")
 
 ENVIRONMENT_FIELDS = {
     "name",
+    "default_template",
     "tier",
     "owner_team",
     "timezone",

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.accounts.models import Team
+from apps.deployments.models import DeploymentTemplate
 from apps.environments.api.serializers import LABELS
 
 from ..models import DIGEST, URI, VERSION, Application, Artifact
@@ -8,10 +9,26 @@ from ..models import DIGEST, URI, VERSION, Application, Artifact
 
 class ApplicationSerializer(serializers.ModelSerializer):
     owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    default_template = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=DeploymentTemplate.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Slug of the deployment template its deployments use unless a request names one.",
+    )
 
     class Meta:
         model = Application
-        fields = ["slug", "name", "description", "owner_team", "repository_url", "created_at", "updated_at"]
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "owner_team",
+            "repository_url",
+            "default_template",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
         extra_kwargs = {"slug": {"validators": []}}  # uniqueness: the service answers 409
 

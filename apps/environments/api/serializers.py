@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.accounts.models import Team
+from apps.deployments.models import DeploymentTemplate
 
 from ..choices import Slot, Tier
 from ..models import Environment, Lifecycle, Target, Variable
@@ -30,6 +31,13 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     tier = serializers.ChoiceField(choices=Tier.choices, default=Tier.DEVELOPMENT)
     timezone = serializers.CharField(max_length=64, default="UTC", validators=[_django_validator(validate_timezone)])
     labels = serializers.JSONField(required=False, **LABELS)
+    default_template = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=DeploymentTemplate.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Slug of the deployment template used when neither the request nor the application names one.",
+    )
 
     class Meta:
         model = Environment
@@ -38,6 +46,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "name",
             "tier",
             "owner_team",
+            "default_template",
             "timezone",
             "labels",
             "description",

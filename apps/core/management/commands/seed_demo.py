@@ -1,11 +1,21 @@
-"""Demo data for `make run`: teams, people, environments, a lifecycle, applications and artifacts.
+"""Demo data for `make run`: teams, people, environments, a lifecycle, applications, artifacts, a
+deployment template and releases.
 
 Idempotent: what exists (by slug, username or version) is left as it is. Everything is
 created through the services, so the audit trail and history show it like any other change.
+
+Deployments work for real on one machine: every target is a directory under
+var/demo/targets/, artifacts are small tar.gz files under var/demo/artifacts/ (file:// URIs
+with their true digests), and each target's health check is ReleaseHub's own /healthz.
 """
 
+import gzip
 import hashlib
+import io
+import os
+import tarfile
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -13,6 +23,8 @@ from apps.accounts.models import Team, User
 from apps.accounts.services import team_add_member, team_create, team_role_set, user_ensure
 from apps.catalog.models import Application, Artifact
 from apps.catalog.services import application_create, application_grant, artifact_register
+from apps.deployments.models import DeploymentTemplate
+from apps.deployments.services import template_create
 from apps.environments.models import Environment, Lifecycle
 from apps.environments.services import (
     environment_create,
@@ -21,6 +33,8 @@ from apps.environments.services import (
     target_create,
     variable_create,
 )
+from apps.releases.models import Release
+from apps.releases.services import release_create
 
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo accounts)
 
@@ -43,7 +57,20 @@ USERS = [
 
 ENVIRONMENTS = [
     # slug, name, tier, time zone, requires booking, protected, targets [(name, address, slot)]
-    ("dev", "Development", "development", "UTC", False, False, [("dev-1", "10.0.1.11", "none")]),
+    (
+        "dev",
+        "Development",
+        "development",
+        "UTC",
+        False,
+        False,
+        [
+            ("dev-1", "10.0.1.11", "none"),
+            ("dev-2", "10.0.1.12", "none"),
+            ("dev-3", "10.0.1.13", "none"),
+            ("dev-4", "10.0.1.14", "none"),
+        ],
+    ),
     ("test", "Test", "test", "UTC", False, False, [("test-1", "10.0.2.11", "none"), ("test-2", "10.0.2.12", "none")]),
     ("staging", "Staging", "staging", "Europe/Berlin", False, False, [("staging-1", "10.0.3.11", "none")]),
     (
@@ -101,13 +128,55 @@ APPLICATIONS = [
 ]
 
 
-def _digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+# The demo template: install the build into the target's directory, write its configuration, let it settle.
+DEMO_TEMPLATE_STEPS = [
+    {"name": "Install release", "kind": "release_dir", "params": {"keep": 3}},
+    {
+        "name": "Write configuration",
+        "kind": "shell",
+        "params": {
+            "command": 'printf "LOG_LEVEL=%s\\nREPLICAS=%s\\n" "$LOG_LEVEL" "$REPLICAS" > current/app.env'
+            " && cat current/app.env",
+            "working_dir": "{{ target.path }}",
+            "timeout": 30,
+        },
+    },
+    {"name": "Settle", "kind": "wait", "params": {"seconds": 2}},
+]
+
+# Releases made of the latest builds, so there is something to deploy at once.
+RELEASES = [("payments-api", "1.4.1"), ("payments-api", "1.4.2"), ("storefront-web", "2.1.0")]
+
+
+def demo_dir(*parts: str) -> str:
+    return os.path.join(settings.VAR_DIR, "demo", *parts)
+
+
+def demo_artifact(slug: str, version: str) -> tuple[str, str]:
+    """Write a small, byte-for-byte reproducible tar.gz for a demo build; returns (file:// URI, digest)."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as archive:
+        for name, text in (("VERSION", f"{version}\n"), ("README", f"{slug} {version}: a ReleaseHub demo build.\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            archive.addfile(info, io.BytesIO(data))
+    body = buffer.getvalue()
+    os.makedirs(demo_dir("artifacts"), exist_ok=True)
+    path = demo_dir("artifacts", f"{slug}-{version}.tar.gz")
+    with open(path, "wb") as file:
+        file.write(body)
+    return f"file://{path}", "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def health_url() -> str:
+    return f"http://{os.environ.get('RELEASEHUB_BIND', '127.0.0.1:8000')}/healthz"
 
 
 class Command(BaseCommand):
     help = (
-        f"Load demo teams, people (password {DEMO_PASSWORD!r}), environments, a lifecycle, applications and artifacts."
+        f"Load demo teams, people (password {DEMO_PASSWORD!r}), environments, a lifecycle, applications, artifacts, "
+        "a deployment template and releases."
     )
 
     def handle(self, *args, **options) -> None:
@@ -116,6 +185,7 @@ class Command(BaseCommand):
             environments = self._environments(teams)
             self._lifecycle(environments)
             self._applications(teams)
+            self._releases()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: teams {', '.join(teams)}; people {', '.join(u[0] for u in USERS)} "
@@ -167,8 +237,8 @@ class Command(BaseCommand):
                         name=target_name,
                         address=address,
                         slot=slot,
-                        path=f"/srv/apps/{target_name}",
-                        health_check_url=f"http://{address}:8080/healthz",
+                        path=demo_dir("targets", target_name),
+                        health_check_url=health_url(),
                         attributes={"port": 8080, "weight": 1},
                     )
                 variable_create(
@@ -218,6 +288,13 @@ class Command(BaseCommand):
 
     def _applications(self, teams: dict[str, Team]) -> None:
         ci = User.objects.get(username="ci-bot")
+        template = DeploymentTemplate.objects.filter(slug="directory-release").first() or template_create(
+            actor=None,
+            slug="directory-release",
+            name="Directory release",
+            description="Unpack the build into releases/<version>, switch `current`, write the configuration.",
+            steps=DEMO_TEMPLATE_STEPS,
+        )
         for slug, name, owner, repository, versions in APPLICATIONS:
             application = Application.objects.filter(slug=slug).first() or application_create(
                 actor=None,
@@ -226,20 +303,32 @@ class Command(BaseCommand):
                 owner_team=teams[owner],
                 repository_url=repository,
                 description=f"{name}, built by the {teams[owner].name} team.",
+                default_template=template,
             )
             for team in ("release-managers", "auditors", "platform"):
                 application_grant(actor=None, application=application, team=teams[team], action="view")
             for index, (version, branch) in enumerate(versions):
                 if Artifact.objects.filter(application=application, version=version).exists():
                     continue
+                uri, digest = demo_artifact(slug, version)
                 artifact_register(
                     actor=ci,
                     application=slug,
                     version=version,
-                    digest=_digest(f"{slug}-{version}"),
-                    uri=f"https://artifacts.example.com/{slug}/{slug}-{version}.tar.gz",
+                    digest=digest,
+                    uri=uri,
                     commit=hashlib.sha1(f"{slug}{version}".encode()).hexdigest(),  # noqa: S324  (a made-up commit id)
                     branch=branch,
                     build_url=f"https://ci.example.com/{slug}/builds/{1000 + index}",
                     labels={"team": owner},
                 )
+
+    def _releases(self) -> None:
+        for slug, version in RELEASES:
+            application = Application.objects.get(slug=slug)
+            if Release.objects.filter(application=application, version=version).exists():
+                continue
+            artifact = Artifact.objects.get(application=application, version=version)
+            release_create(
+                actor=None, application=application, artifacts=[artifact], notes=f"{application.name} {version}."
+            )

@@ -1,0 +1,141 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.environments.models import Environment
+
+from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    target = serializers.CharField(source="target_name", help_text="Empty for steps run once per batch.")
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "id",
+            "action",
+            "phase",
+            "step",
+            "target",
+            "name",
+            "kind",
+            "status",
+            "attempt",
+            "started_at",
+            "finished_at",
+            "exit_code",
+            "message",
+        ]
+        read_only_fields = fields
+
+
+class StepLogSerializer(StepRunSerializer):
+    class Meta(StepRunSerializer.Meta):
+        fields = [*StepRunSerializer.Meta.fields, "log"]
+        read_only_fields = fields
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    """A deployment as lists show it (without its plan)."""
+
+    release = serializers.PrimaryKeyRelatedField(read_only=True)
+    version = serializers.CharField(source="release.version", read_only=True)
+    application = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    template = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "release",
+            "version",
+            "application",
+            "environment",
+            "status",
+            "status_reason",
+            "strategy",
+            "strategy_options",
+            "template",
+            "plan_digest",
+            "created_by",
+            "created_at",
+            "scheduled_for",
+            "started_at",
+            "finished_at",
+            "rollback_of",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "properties": {"slug": {"type": "string"}, "version": {"type": "integer"}}})
+    def get_template(self, deployment) -> dict:
+        return {"slug": deployment.template_version.template.slug, "version": deployment.template_version.number}
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    """One deployment with its plan (secrets as references) and every step run."""
+
+    plan = serializers.JSONField(read_only=True)
+    approvals = serializers.SerializerMethodField()
+    steps = StepRunSerializer(many=True, read_only=True, source="step_runs")
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "plan", "approvals", "steps"]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "array", "items": {"type": "object"}})
+    def get_approvals(self, deployment) -> list:
+        return []  # approvals arrive with the approvals app
+
+
+class DeployRequestSerializer(serializers.Serializer):
+    """POST /releases/{id}/deploy/ (API.md "Releases and deployments")."""
+
+    environment = serializers.SlugRelatedField(slug_field="slug", queryset=Environment.objects.all())
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    strategy_options = serializers.DictField(required=False, help_text='e.g. {"batch_size": "25%"}')
+    template = serializers.SlugRelatedField(
+        slug_field="slug", queryset=DeploymentTemplate.objects.all(), required=False
+    )
+    scheduled_for = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class TemplateStepSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.CharField(max_length=50)
+    params = serializers.DictField(required=False)
+
+
+class DeploymentTemplateSerializer(serializers.ModelSerializer):
+    steps = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeploymentTemplate
+        fields = ["slug", "name", "description", "version", "steps", "created_at", "updated_at"]
+        read_only_fields = ["version", "steps", "created_at", "updated_at"]
+
+    @extend_schema_field(TemplateStepSerializer(many=True))
+    def get_steps(self, template) -> list:
+        versions = list(template.versions.all())  # prefetched, newest first
+        return versions[0].steps if versions else []
+
+
+class DeploymentTemplateWriteSerializer(serializers.ModelSerializer):
+    steps = serializers.JSONField(help_text="[{name, kind, params}]: each kind's parameters per its JSON Schema.")
+
+    class Meta:
+        model = DeploymentTemplate
+        fields = ["slug", "name", "description", "steps"]
+        extra_kwargs = {"slug": {"validators": []}}
+
+
+class DeploymentTemplateUpdateSerializer(DeploymentTemplateWriteSerializer):
+    steps = serializers.JSONField(required=False)
+
+    class Meta(DeploymentTemplateWriteSerializer.Meta):
+        fields = ["name", "description", "steps"]

@@ -1,0 +1,130 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, views, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.core.idempotency import idempotent
+from apps.core.viewsets import ServiceViewSet
+from apps.releases.selectors import release_for
+
+from .. import services
+from ..filters import DeploymentFilterSet
+from ..models import Deployment, DeploymentTemplate, StepRun
+from ..selectors import deployments_visible_to, step_runs_of, templates_visible_to
+from .serializers import (
+    CommentSerializer,
+    DeploymentDetailSerializer,
+    DeploymentSerializer,
+    DeploymentTemplateSerializer,
+    DeploymentTemplateUpdateSerializer,
+    DeploymentTemplateWriteSerializer,
+    DeployRequestSerializer,
+    StepLogSerializer,
+)
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Deployments of environments and applications the caller may view. Controls need `deploy` on the
+    environment; they answer 409 when the deployment's state does not allow them."""
+
+    queryset = Deployment.objects.none()
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilterSet
+    ordering_fields = ["created_at", "finished_at"]
+    write_scope = "deployments:write"
+
+    def get_queryset(self):
+        qs = deployments_visible_to(self.request.user)
+        if self.action != "list":
+            runs = StepRun.objects.order_by("action", "phase", "step", "target_name").defer("log")
+            qs = qs.defer(None).prefetch_related(Prefetch("step_runs", queryset=runs))
+        return qs
+
+    def get_serializer_class(self):
+        return DeploymentDetailSerializer if self.action != "list" else DeploymentSerializer
+
+    def _control(self, request, service, **kwargs):
+        deployment = self.get_object()
+        result = service(actor=request.user, deployment=deployment, **kwargs)
+        code = status.HTTP_201_CREATED if result.pk != deployment.pk else status.HTTP_200_OK
+        return Response(DeploymentDetailSerializer(self.get_queryset().get(pk=result.pk)).data, status=code)
+
+    @extend_schema(request=None, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel now, or after the unit of work in progress."""
+        return self._control(request, services.deployment_cancel)
+
+    @extend_schema(request=CommentSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Continue a paused deployment (a manual intervention is done, or an interrupted step may run again)."""
+        data = CommentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._control(request, services.deployment_resume, comment=data.validated_data.get("comment", ""))
+
+    @extend_schema(request=None, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run the failed step again and go on."""
+        return self._control(request, services.deployment_retry)
+
+    @extend_schema(
+        request=None,
+        responses={201: OpenApiResponse(DeploymentDetailSerializer, description="The rollback deployment")},
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Deploy the previous successful release of the application to the environment."""
+        return self._control(request, services.deployment_rollback)
+
+    @extend_schema(responses=StepLogSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        """Every step run with its log (secrets masked)."""
+        runs = step_runs_of(self.get_object(), with_logs=True)
+        return Response(StepLogSerializer(runs, many=True).data)
+
+
+class ReleaseDeployView(views.APIView):
+    """POST /api/v1/releases/{id}/deploy/: request a deployment of the release to an environment."""
+
+    write_scope = "deployments:write"
+
+    @extend_schema(
+        request=DeployRequestSerializer,
+        responses={201: OpenApiResponse(DeploymentDetailSerializer, description="The deployment")},
+    )
+    @idempotent
+    def post(self, request, pk):
+        release = release_for(request.user, pk)
+        data = DeployRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = services.deployment_create(actor=request.user, release=release, **data.validated_data)
+        deployment = deployments_visible_to(request.user).defer(None).get(pk=deployment.pk)
+        return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class DeploymentTemplateViewSet(ServiceViewSet):
+    """Deployment templates. Every change of the steps makes a new version; deployments keep theirs."""
+
+    queryset = DeploymentTemplate.objects.none()
+    serializer_class = DeploymentTemplateSerializer
+    create_serializer_class = DeploymentTemplateWriteSerializer
+    update_serializer_class = DeploymentTemplateUpdateSerializer
+    lookup_field = "slug"
+    write_scope = "config:write"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return templates_visible_to(self.request.user)
+
+    def output(self, obj):
+        return self.get_serializer(self.get_queryset().get(pk=obj.pk)).data
+
+    def create_object(self, data):
+        return services.template_create(actor=self.request.user, **data)
+
+    def update_object(self, template, data):
+        return services.template_update(actor=self.request.user, template=template, **data)

@@ -1,0 +1,461 @@
+"""The engine: advances a deployment one unit of work at a time (one step on one batch of targets).
+
+The database is the truth. `advance()` claims the deployment with a lease (a row lock taken
+with skip_locked, then an owner and an expiry written to the row), runs the unit with every
+StepRun persisted before and after each target, records the outcome, moves the cursor and
+enqueues the next unit on commit. A duplicate or redelivered message finds the lease held,
+or nothing due, and returns. Waits are `next_run_at` values that `dispatch()` (beat) wakes.
+
+When a worker dies, its lease expires; `dispatch()` hands the deployment to another worker,
+whose claim finds the steps left `running`: those of idempotent kinds run again, any other
+pauses the deployment for a person. A unit whose workers keep dying fails after
+DEPLOYMENT_MAX_UNIT_ATTEMPTS claims.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core import crypto
+from apps.environments.models import Variable
+from apps.inventory import services as inventory
+
+from .. import services, steps
+from ..models import ACTIVE_STATUSES, Deployment, StepRun
+from ..models import DeploymentStatus as S
+from ..models import StepRunStatus as R
+from ..plans import SECRET_REFERENCE
+from ..tasks import enqueue
+
+logger = logging.getLogger(__name__)
+MASK = "••••••••"
+DONE_STATUSES = (R.SUCCEEDED, R.SKIPPED)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _lease_for(seconds: float) -> datetime:
+    return timezone.now() + timedelta(seconds=seconds + settings.DEPLOYMENT_LEASE_MARGIN)
+
+
+def step_timeout(params: dict | None) -> float:
+    return float((params or {}).get("timeout") or settings.DEPLOYMENT_STEP_TIMEOUT)
+
+
+def unit_budget(deployment: Deployment) -> float:
+    """Seconds of step time the deployment's next unit may take (the task's time limits)."""
+    plan = deployment.plan
+    if deployment.phase >= len(plan["phases"]) or deployment.step >= len(plan["steps"]):
+        return settings.DEPLOYMENT_STEP_TIMEOUT
+    step = plan["steps"][deployment.step]
+    if step["scope"] == "batch":
+        return step_timeout(step.get("params"))
+    names = plan["phases"][deployment.phase]["targets"]
+    return sum(step_timeout(plan["targets"][name]["params"][deployment.step]) for name in names)
+
+
+def schedule(deployment: Deployment) -> None:
+    """Enqueue the deployment's next unit once the current transaction commits."""
+    pk, budget = deployment.pk, unit_budget(deployment)
+    transaction.on_commit(lambda: enqueue(pk, budget))
+
+
+# --- Claiming ------------------------------------------------------------------------------------------
+
+
+def claim(deployment_id: int, owner: str) -> Deployment | None:
+    """Take the lease on a running deployment whose next unit is due; None when there is nothing to do
+    (not running, not due, or another live worker holds it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("environment", "release__application")
+            .filter(pk=deployment_id, status=S.RUNNING)
+            .first()
+        )
+        if deployment is None:
+            return None
+        if deployment.lease_expires_at is not None and deployment.lease_expires_at > now:
+            return None
+        if deployment.next_run_at is not None and deployment.next_run_at > now:
+            return None
+        if deployment.lease_owner and not _recover(deployment):
+            return None
+        attempts = deployment.unit_attempts + 1
+        if attempts > settings.DEPLOYMENT_MAX_UNIT_ATTEMPTS:
+            services.transition(
+                deployment,
+                S.FAILED,
+                reason=f"This unit of work was started {attempts - 1} times and its worker was lost each time.",
+            )
+            return None
+        Deployment.objects.filter(pk=deployment.pk).update(
+            lease_owner=owner,
+            lease_expires_at=_lease_for(unit_budget(deployment)),
+            unit_attempts=attempts,
+            next_run_at=None,
+        )
+        deployment.lease_owner = owner
+    return deployment
+
+
+def _recover(deployment: Deployment) -> bool:
+    """The previous holder's lease expired: its worker died. Steps it left running run again when their
+    kind is idempotent; otherwise the deployment pauses for a person. Returns whether to go on."""
+    logger.warning("deployment %s: lease of %s expired; recovering", deployment.pk, deployment.lease_owner)
+    unsafe = []
+    for run in deployment.step_runs.filter(status=R.RUNNING):
+        run.status = R.INTERRUPTED
+        run.message = "Its worker stopped while it ran."
+        run.save(update_fields=["status", "message"])
+        if not steps.get(run.kind).idempotent:
+            unsafe.append(run)
+    if not unsafe:
+        return True
+    names = ", ".join(f"{run.name}" + (f" on {run.target_name}" if run.target_name else "") for run in unsafe)
+    services.transition(
+        deployment,
+        S.PAUSED,
+        reason=f"Interrupted while running {names}, which is not safe to run twice. "
+        "Check the target, then resume (the step runs again) or cancel.",
+    )
+    return False
+
+
+# --- Running one unit ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    kind: str  # "done", "failed", "waiting", "paused", "lost"
+    message: str = ""
+    resume_at: datetime | None = None
+
+
+class StepLog:
+    """A StepRun's log: secrets masked, size capped, flushed to the database at most once a second so the
+    page can show it while the step runs."""
+
+    def __init__(self, run: StepRun, secrets: list[str]) -> None:
+        self.run = run
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        self.text = run.log
+        self.flushed = timezone.now()
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def __call__(self, line: str) -> None:
+        limit = settings.DEPLOYMENT_LOG_LIMIT
+        if len(self.text) >= limit:
+            return
+        self.text += self.mask(line.rstrip("\n")) + "\n"
+        if len(self.text) >= limit:
+            self.text = self.text[:limit] + "\n[log truncated]\n"
+        if (timezone.now() - self.flushed).total_seconds() >= 1:
+            self.flush()
+
+    def flush(self) -> None:
+        StepRun.objects.filter(pk=self.run.pk).update(log=self.text)
+        self.flushed = timezone.now()
+
+
+def _secrets(deployment: Deployment) -> dict[tuple[int | None, str], str]:
+    """The environment's secret values, decrypted, by (target id or None, name)."""
+    return {
+        (v.target_id, v.name): crypto.decrypt(v.value)
+        for v in Variable.objects.filter(environment_id=deployment.environment_id, secret=True)
+    }
+
+
+def _substitute(value: Any, lookup) -> Any:
+    if isinstance(value, dict):
+        return {key: _substitute(item, lookup) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, lookup) for item in value]
+    if isinstance(value, str) and "⟦secret:" in value:
+        return SECRET_REFERENCE.sub(lambda match: lookup(match.group(1)), value)
+    return value
+
+
+def _context(deployment: Deployment, target: dict | None, params: dict, state: dict, secrets) -> steps.StepContext:
+    """The StepContext of one run: secret references replaced by their values (a target's own first)."""
+    plan = deployment.plan
+
+    def lookup(name: str) -> str:
+        key = (target["id"], name) if target and (target["id"], name) in secrets else (None, name)
+        if key not in secrets:
+            raise LookupError(f"The secret variable {name} no longer exists in {deployment.environment.slug}.")
+        return secrets[key]
+
+    variables = target["variables"] if target else {}
+    env = {name: _substitute(value, lookup) for name, value in variables.items()}
+    params = _substitute(params, lookup)
+    artifacts = plan["release"]["artifacts"]
+    release = {k: v for k, v in plan["release"].items() if k != "artifacts"}
+    info = {k: v for k, v in target.items() if k not in ("variables", "params")} if target else None
+    return steps.StepContext(
+        params=params,
+        target=info,
+        artifact=artifacts[0] if artifacts else None,
+        release=release,
+        environment=plan["environment"],
+        env=env,
+        log=lambda line: None,
+        state=state,
+        timeout=step_timeout(params),
+    )
+
+
+def _execute(deployment: Deployment, run: StepRun, kind, params, target, *, owner: str, rollback_state=None):
+    """Run (or roll back) one step on one target; the StepRun records every stage. Returns the StepResult."""
+    now = timezone.now()
+    run.status, run.attempt, run.started_at, run.finished_at = R.RUNNING, run.attempt + 1, now, None
+    if run.attempt > 1:
+        run.log += f"--- attempt {run.attempt} ---\n"
+    run.save(update_fields=["status", "attempt", "started_at", "finished_at", "log"])
+    Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
+        lease_expires_at=_lease_for(step_timeout(params))
+    )
+    secrets = _secrets(deployment)
+    log = StepLog(run, list(secrets.values()))  # every secret of the environment is masked, used or not
+    try:
+        ctx = _context(deployment, target, params, rollback_state if rollback_state is not None else run.state, secrets)
+        ctx.log = log
+        result = kind.rollback(ctx) if rollback_state is not None else kind.run(ctx)
+    except Exception as exc:  # a failing step must not kill the engine; the log says what happened
+        logger.exception("deployment %s: step %s raised", deployment.pk, run.name)
+        result = steps.StepResult(steps.StepStatus.FAILED, f"{type(exc).__name__}: {log.mask(str(exc))}")
+    if result.message:
+        log(result.message)
+    run.log = log.text
+    run.status = result.status
+    run.exit_code = result.exit_code
+    run.message = log.mask(result.message)[:2000]
+    run.resume_at = result.resume_at
+    if rollback_state is None:
+        run.state = result.state
+    if result.status not in (R.WAITING, R.PAUSED):
+        run.finished_at = timezone.now()
+    with transaction.atomic():
+        run.save(update_fields=["log", "status", "exit_code", "message", "resume_at", "state", "finished_at"])
+        if result.status == R.SUCCEEDED and kind.installs and target is not None:
+            if rollback_state is None and result.installed and deployment.plan["release"]["artifacts"]:
+                artifact_id = deployment.plan["release"]["artifacts"][0]["id"]
+                inventory.record_installation(deployment=deployment, target_id=target["id"], artifact_id=artifact_id)
+            elif rollback_state is not None:
+                inventory.record_rollback(deployment=deployment, target_id=target["id"])
+    return result
+
+
+def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
+    plan = deployment.plan
+    step = plan["steps"][deployment.step]
+    kind = steps.get(step["kind"])
+    names = plan["phases"][deployment.phase]["targets"] if step["scope"] == "target" else [""]
+    for name in names:
+        run, _ = StepRun.objects.get_or_create(
+            deployment=deployment,
+            action="deploy",
+            phase=deployment.phase,
+            step=deployment.step,
+            target_name=name,
+            defaults={
+                "name": step["name"],
+                "kind": step["kind"],
+                "target_id": plan["targets"][name]["id"] if name else None,
+            },
+        )
+        if run.status in DONE_STATUSES:
+            continue
+        target = plan["targets"][name] if name else None
+        params = target["params"][deployment.step] if target else step["params"]
+        if params is None:
+            StepRun.objects.filter(pk=run.pk).update(
+                status=R.SKIPPED, message="No health check URL.", finished_at=timezone.now()
+            )
+            continue
+        if run.status == R.WAITING and run.resume_at and run.resume_at > timezone.now():
+            return Outcome("waiting", resume_at=run.resume_at)
+        result = _execute(deployment, run, kind, params, target, owner=owner)
+        where = f"{run.name}" + (f" on {name}" if name else "")
+        if result.status == R.FAILED:
+            return Outcome("failed", f"{where} failed: {result.message or 'no message'}")
+        if result.status == R.WAITING:
+            return Outcome("waiting", resume_at=result.resume_at or timezone.now())
+        if result.status == R.PAUSED:
+            return Outcome("paused", f"{where}: {result.message}")
+    return Outcome("done")
+
+
+def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
+    """Undo one step on every target where it succeeded, in this phase."""
+    plan = deployment.plan
+    step = plan["steps"][deployment.step]
+    kind = steps.get(step["kind"])
+    if step["scope"] != "target" or not kind.reversible:
+        return Outcome("done")
+    done = StepRun.objects.filter(
+        deployment=deployment, action="deploy", phase=deployment.phase, step=deployment.step, status=R.SUCCEEDED
+    ).order_by("target_name")
+    for deployed in done:
+        run, _ = StepRun.objects.get_or_create(
+            deployment=deployment,
+            action="rollback",
+            phase=deployment.phase,
+            step=deployment.step,
+            target_name=deployed.target_name,
+            defaults={"name": f"Undo {step['name']}", "kind": step["kind"], "target_id": deployed.target_id},
+        )
+        if run.status in DONE_STATUSES:
+            continue
+        target = plan["targets"][deployed.target_name]
+        result = _execute(
+            deployment, run, kind, target["params"][deployment.step], target, owner=owner, rollback_state=deployed.state
+        )
+        if result.status != R.SUCCEEDED:
+            return Outcome("failed", f"Rolling back {step['name']} on {deployed.target_name} failed: {result.message}")
+    return Outcome("done")
+
+
+# --- Recording the outcome -----------------------------------------------------------------------------
+
+
+def _next_cursor(deployment: Deployment) -> tuple[int, int] | None:
+    plan = deployment.plan
+    if deployment.mode == "rollback":
+        phase, step = deployment.phase, deployment.step - 1
+        if step < 0:
+            phase, step = phase - 1, len(plan["steps"]) - 1
+        return None if phase < 0 else (phase, step)
+    phase, step = deployment.phase, deployment.step + 1
+    if step >= len(plan["steps"]):
+        phase, step = phase + 1, 0
+    return None if phase >= len(plan["phases"]) else (phase, step)
+
+
+def _has_undo_work(deployment: Deployment) -> bool:
+    reversible = [
+        i for i, s in enumerate(deployment.plan["steps"]) if s["scope"] == "target" and steps.get(s["kind"]).reversible
+    ]
+    return StepRun.objects.filter(
+        deployment=deployment, action="deploy", status=R.SUCCEEDED, step__in=reversible
+    ).exists()
+
+
+def _record(deployment_id: int, owner: str, outcome: Outcome) -> None:
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("environment", "release")
+            .get(pk=deployment_id)
+        )
+        if deployment.lease_owner != owner or deployment.status != S.RUNNING:
+            return  # the lease was lost (taken over after expiry) or the deployment ended meanwhile
+        now = timezone.now()
+        bookkeeping = {"lease_owner": "", "lease_expires_at": None, "unit_attempts": 0}
+        if outcome.kind == "waiting":
+            Deployment.objects.filter(pk=deployment.pk).update(next_run_at=outcome.resume_at, **bookkeeping)
+            return
+        Deployment.objects.filter(pk=deployment.pk).update(**bookkeeping)
+        if outcome.kind == "paused":
+            services.transition(deployment, S.PAUSED, reason=outcome.message)
+            return
+        if outcome.kind == "failed":
+            if (
+                deployment.mode == "deploy"
+                and deployment.strategy_options.get("rollback_on_failure")
+                and _has_undo_work(deployment)
+            ):
+                Deployment.objects.filter(pk=deployment.pk).update(mode="rollback")
+                deployment.mode = "rollback"
+                deployment.status_reason = f"{outcome.message} Rolling back."
+                deployment.save(update_fields=["status_reason", "updated_at"])
+                schedule(deployment)
+                return
+            services.transition(deployment, S.FAILED, reason=outcome.message)
+            return
+        if deployment.cancel_requested:
+            services.transition(deployment, S.CANCELLED, reason="Cancelled; stopped after the unit in progress.")
+            return
+        cursor = _next_cursor(deployment)
+        if cursor is None:
+            final = S.ROLLED_BACK if deployment.mode == "rollback" else S.SUCCEEDED
+            services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
+            return
+        phase, step = cursor
+        delay = None
+        if deployment.mode == "deploy" and phase != deployment.phase:
+            pause = deployment.plan["strategy"].get("pause_seconds", 0)
+            delay = now + timedelta(seconds=pause) if pause else None
+        Deployment.objects.filter(pk=deployment.pk).update(phase=phase, step=step, next_run_at=delay)
+        deployment.phase, deployment.step = phase, step
+        if delay is None:
+            schedule(deployment)
+
+
+def advance(deployment_id: int) -> None:
+    """Run the deployment's next unit of work if it is due and unclaimed (the `deployments.advance` task)."""
+    owner = _owner()
+    deployment = claim(deployment_id, owner)
+    if deployment is None:
+        return
+    runner = _run_rollback_unit if deployment.mode == "rollback" else _run_deploy_unit
+    try:
+        outcome = runner(deployment, owner)
+    except Exception:
+        logger.exception("deployment %s: unit failed unexpectedly", deployment_id)
+        outcome = Outcome("failed", "The engine failed while running this unit; see the worker's log.")
+    _record(deployment_id, owner, outcome)
+
+
+# --- Beat ----------------------------------------------------------------------------------------------
+
+
+def dispatch() -> int:
+    """Start due scheduled and queued deployments; enqueue running ones that are due or whose lease
+    expired. Cheap when there is nothing to do: three indexed queries."""
+    now = timezone.now()
+    handed = 0
+    with transaction.atomic():
+        due = Deployment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            status=S.SCHEDULED, scheduled_for__lte=now
+        )
+        for deployment in due.select_related("environment", "release"):
+            services.transition(deployment, S.QUEUED, reason="Its scheduled time has come.")
+    environments = (
+        Deployment.objects.filter(status=S.QUEUED)
+        .exclude(environment_id__in=Deployment.objects.filter(status__in=ACTIVE_STATUSES).values("environment_id"))
+        .values_list("environment_id", flat=True)
+        .distinct()
+    )
+    for environment_id in list(environments):
+        with transaction.atomic():
+            if services.start_next_queued(environment_id):
+                handed += 1
+    # Due (a wait ended, or a message was lost) or stalled (the lease holder died).
+    running = Deployment.objects.filter(status=S.RUNNING)
+    stalled = (
+        running.filter(lease_expires_at__lt=now)
+        | running.filter(lease_expires_at__isnull=True, next_run_at__lte=now)
+        | running.filter(lease_expires_at__isnull=True, next_run_at__isnull=True)
+    )
+    for deployment in stalled.only("pk", "plan", "phase", "step"):
+        enqueue(deployment.pk, unit_budget(deployment))
+        handed += 1
+    return handed

@@ -1,0 +1,83 @@
+"""Reads of deployments and templates: permission-filtered, with what lists and pages show in one go."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.catalog.models import Application
+from apps.core.errors import NotFound
+from apps.core.permissions import restrict
+from apps.environments.models import Environment
+
+from .models import Deployment, DeploymentTemplate, StepRun, TemplateVersion
+
+
+def deployments_visible_to(user) -> QuerySet[Deployment]:
+    """Deployments of environments and applications the user may view, newest first."""
+    return (
+        Deployment.objects.filter(
+            environment__in=restrict(Environment.objects.all(), user),
+            application__in=restrict(Application.objects.all(), user),
+        )
+        .select_related("environment", "application", "release", "created_by", "template_version__template")
+        .defer("plan")
+        .order_by("-created_at", "-id")
+    )
+
+
+def deployment_for(user, pk) -> Deployment:
+    """One visible deployment with its plan; NotFound otherwise."""
+    try:
+        return deployments_visible_to(user).defer(None).get(pk=pk)
+    except (Deployment.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such deployment.") from None
+
+
+def step_runs_of(deployment: Deployment, *, with_logs: bool = False) -> QuerySet[StepRun]:
+    """The deployment's step runs in execution order (logs left out unless asked for)."""
+    runs = StepRun.objects.filter(deployment=deployment).order_by("action", "phase", "step", "target_name")
+    return runs if with_logs else runs.defer("log")
+
+
+def phases_of(deployment: Deployment, runs) -> list[dict]:
+    """The plan's phases with, per target (or batch), each step's run: what the deployment page draws.
+
+    [{"name", "targets": [{"name", "runs": [StepRun | None per plan step]}], "rollback": [StepRun...]}]
+    """
+    plan = deployment.plan
+    by_key = {(r.action, r.phase, r.step, r.target_name): r for r in runs}
+    phases = []
+    for index, phase in enumerate(plan["phases"]):
+        rows = []
+        batch_steps = [i for i, step in enumerate(plan["steps"]) if step["scope"] == "batch"]
+        if batch_steps:
+            rows.append(
+                {
+                    "name": "",
+                    "runs": [
+                        by_key.get(("deploy", index, i, "")) if i in batch_steps else None
+                        for i in range(len(plan["steps"]))
+                    ],
+                }
+            )
+        for name in phase["targets"]:
+            rows.append(
+                {
+                    "name": name,
+                    "runs": [
+                        None if step["scope"] == "batch" else by_key.get(("deploy", index, i, name))
+                        for i, step in enumerate(plan["steps"])
+                    ],
+                }
+            )
+        rollback = [r for r in runs if r.action == "rollback" and r.phase == index]
+        phases.append({"name": phase["name"], "rows": rows, "rollback": rollback})
+    return phases
+
+
+def templates_visible_to(user) -> QuerySet[DeploymentTemplate]:
+    """Templates hold no environment values, so every signed-in user may read them."""
+    if user is None or not user.is_authenticated:
+        return DeploymentTemplate.objects.none()
+    latest = TemplateVersion.objects.order_by("-number")
+    return DeploymentTemplate.objects.prefetch_related(Prefetch("versions", queryset=latest)).order_by("name")

@@ -1,0 +1,402 @@
+"""Writes for deployment templates and deployments: creation (plan and digest), the state machine,
+and the controls people use (cancel, resume, retry, rollback). Each audits itself.
+
+The engine (engine/runner.py) performs the worker's transitions through `transition()`
+here, so every status change of a deployment goes through one table and one audit path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.services import audit_record
+from apps.core.changes import apply_changes, validated_save
+from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from apps.core.permissions import can, ensure_can
+from apps.environments.models import Environment
+from apps.environments.validators import check_slug_available
+from apps.releases.models import Release
+
+from . import plans
+from .models import (
+    ACTIVE_STATUSES,
+    Deployment,
+    DeploymentTemplate,
+    StepRunStatus,
+    Strategy,
+    TemplateVersion,
+)
+from .models import DeploymentStatus as S
+from .tasks import enqueue
+
+# Which status may follow which; anything else is an InvalidTransition.
+TRANSITIONS: dict[str, set[str]] = {
+    S.PENDING_APPROVAL: {S.SCHEDULED, S.QUEUED, S.REJECTED, S.CANCELLED},
+    S.SCHEDULED: {S.QUEUED, S.CANCELLED},
+    S.QUEUED: {S.RUNNING, S.CANCELLED},
+    S.RUNNING: {S.PAUSED, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.ROLLED_BACK},
+    S.PAUSED: {S.RUNNING, S.CANCELLED, S.FAILED},
+    S.FAILED: {S.RUNNING},  # retry of the failed step
+    S.SUCCEEDED: set(),
+    S.CANCELLED: set(),
+    S.ROLLED_BACK: set(),
+    S.REJECTED: set(),
+}
+
+
+TRANSITION_FIELDS = [
+    "status",
+    "status_reason",
+    "started_at",
+    "queued_at",
+    "finished_at",
+    "cancel_requested",
+    "lease_owner",
+    "lease_expires_at",
+    "next_run_at",
+    "unit_attempts",
+    "updated_at",
+]
+
+
+def transition(deployment: Deployment, status: str, *, reason: str = "", actor: User | None = None, **details) -> None:
+    """Move a deployment (locked by the caller) to `status`, with history and an audit event.
+
+    Leaving an active status frees the environment: the oldest queued deployment there starts.
+    """
+    if status not in TRANSITIONS[deployment.status]:
+        raise InvalidTransition(
+            f"{deployment} is {deployment.get_status_display().lower()}; it cannot become {S(status).label.lower()}."
+        )
+    previous = deployment.status
+    now = timezone.now()
+    deployment.status = status
+    deployment.status_reason = reason
+    if status == S.RUNNING and deployment.started_at is None:
+        deployment.started_at = now
+    if status == S.QUEUED:
+        deployment.queued_at = now
+    if status in (S.SUCCEEDED, S.FAILED, S.CANCELLED, S.ROLLED_BACK, S.REJECTED):
+        deployment.finished_at = now
+    # Transitions happen between units of work: nobody holds the deployment, nothing is due later.
+    deployment.lease_owner, deployment.lease_expires_at, deployment.next_run_at = "", None, None
+    deployment.unit_attempts = 0
+    deployment.save(update_fields=TRANSITION_FIELDS)
+    audit_record(
+        verb=f"deployment.{status}",
+        target=deployment,
+        actor=actor,
+        summary=f"{deployment} of {deployment.release} to {deployment.environment.slug}: {status}",
+        details={"from": previous, "reason": reason, **details},
+    )
+    if previous in ACTIVE_STATUSES and status not in ACTIVE_STATUSES:
+        start_next_queued(deployment.environment_id)
+
+
+def start_next_queued(environment_id: int) -> Deployment | None:
+    """Start the oldest queued deployment of an environment if none is active there. In the caller's
+    transaction; the partial unique index decides races between two starters."""
+    candidate = (
+        Deployment.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("release__application", "environment")
+        .filter(environment_id=environment_id, status=S.QUEUED)
+        .order_by("queued_at", "id")
+        .first()
+    )
+    if (
+        candidate is None
+        or Deployment.objects.filter(environment_id=environment_id, status__in=ACTIVE_STATUSES).exists()
+    ):
+        return None
+    try:
+        with transaction.atomic():
+            transition(candidate, S.RUNNING, reason="")
+    except IntegrityError:  # another deployment became active in the meantime; this one stays queued
+        candidate.refresh_from_db()
+        return None
+    transaction.on_commit(lambda: enqueue(candidate.pk))
+    return candidate
+
+
+# --- Templates -----------------------------------------------------------------------------------------
+
+
+def _require_perm(actor: User | None, perm: str, message: str) -> None:
+    if actor is not None and not actor.has_perm(perm):
+        raise PermissionDenied(message)
+
+
+def template_create(
+    *, actor: User | None, slug: str, name: str, steps: list[dict], description: str = ""
+) -> DeploymentTemplate:
+    """A template and its version 1. Raises PermissionDenied, ValidationFailed (named step errors), Conflict."""
+    _require_perm(actor, "deployments.add_deploymenttemplate", "You may not create deployment templates.")
+    check_slug_available(slug)
+    steps = plans.validate_steps(steps)
+    template = DeploymentTemplate(slug=slug, name=name, description=description)
+    with transaction.atomic():
+        validated_save(template, conflict=f"A template with slug {slug!r} exists already.")
+        TemplateVersion.objects.create(template=template, number=1, steps=steps, created_by=actor)
+        audit_record(verb="template.created", target=template, actor=actor, details={"version": 1, "steps": steps})
+    return template
+
+
+def template_update(
+    *, actor: User | None, template: DeploymentTemplate, steps: list[dict] | None = None, **changes: Any
+) -> DeploymentTemplate:
+    """Change name/description; new steps make a new version (deployments keep the one they used)."""
+    _require_perm(actor, "deployments.change_deploymenttemplate", "You may not change deployment templates.")
+    unknown = set(changes) - {"name", "description"}
+    if unknown:
+        raise ValidationFailed(fields={field: ["This field cannot be changed."] for field in sorted(unknown)})
+    if steps is not None:
+        steps = plans.validate_steps(steps)
+    with transaction.atomic():
+        template = DeploymentTemplate.objects.select_for_update().get(pk=template.pk)
+        diff = apply_changes(template, changes)
+        latest = template.versions.order_by("-number").first()
+        if steps is not None and (latest is None or latest.steps != steps):
+            template.version += 1
+            TemplateVersion.objects.create(template=template, number=template.version, steps=steps, created_by=actor)
+            diff["version"] = template.version
+        if diff:
+            validated_save(template)
+            audit_record(verb="template.updated", target=template, actor=actor, details={"changes": diff})
+    return template
+
+
+def latest_version(template: DeploymentTemplate) -> TemplateVersion:
+    return template.versions.get(number=template.version)
+
+
+# --- Deployments ---------------------------------------------------------------------------------------
+
+
+def _choose_template(release: Release, environment: Environment, template: DeploymentTemplate | None):
+    template = template or release.application.default_template or environment.default_template
+    if template is None:
+        raise ValidationFailed(
+            "No deployment template: name one, or set a default on the application or the environment.",
+            fields={"template": ["Choose a template."]},
+        )
+    return latest_version(template)
+
+
+def _inputs(*, actor, release, environment, strategy, strategy_options, template):
+    if actor is not None:
+        ensure_can(actor, "view", environment)
+        if not can(actor, "view", release.application):
+            raise NotFound("No such release.")
+    strategy = strategy or Strategy.ALL_AT_ONCE
+    version = _choose_template(release, environment, template)
+    plan = plans.build_plan(
+        release=release,
+        environment=environment,
+        template_version=version,
+        strategy=strategy,
+        strategy_options=strategy_options,
+    )
+    return strategy, version, plan
+
+
+def deployment_preview(
+    *,
+    actor: User | None,
+    release: Release,
+    environment: Environment,
+    strategy: str | None = None,
+    strategy_options: dict | None = None,
+    template: DeploymentTemplate | None = None,
+) -> tuple[dict, str]:
+    """The plan a deployment would run now, and its digest, without creating anything."""
+    _, _, plan = _inputs(
+        actor=actor,
+        release=release,
+        environment=environment,
+        strategy=strategy,
+        strategy_options=strategy_options,
+        template=template,
+    )
+    return plan, plans.plan_digest(plan)
+
+
+def deployment_create(
+    *,
+    actor: User | None,
+    release: Release,
+    environment: Environment,
+    strategy: str | None = None,
+    strategy_options: dict | None = None,
+    template: DeploymentTemplate | None = None,
+    scheduled_for: datetime | None = None,
+    rollback_of: Deployment | None = None,
+) -> Deployment:
+    """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
+    the environment is free, `queued` behind the active one otherwise.
+
+    Raises NotFound (invisible release or environment), PermissionDenied (no `deploy` on the
+    environment), ValidationFailed (strategy options, no template, no targets, an undefined
+    template variable — named in the error, parameters invalid once rendered).
+    """
+    strategy, version, plan = _inputs(
+        actor=actor,
+        release=release,
+        environment=environment,
+        strategy=strategy,
+        strategy_options=strategy_options,
+        template=template,
+    )
+    if actor is not None:
+        ensure_can(actor, "deploy", environment)
+    now = timezone.now()
+    if scheduled_for is not None and scheduled_for <= now:
+        scheduled_for = None
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            release=release,
+            environment=environment,
+            application=release.application,
+            template_version=version,
+            strategy=strategy,
+            strategy_options={k: v for k, v in plan["strategy"].items() if k != "name"},
+            status=S.SCHEDULED if scheduled_for else S.QUEUED,
+            queued_at=None if scheduled_for else now,
+            scheduled_for=scheduled_for,
+            plan=plan,
+            plan_digest=plans.plan_digest(plan),
+            created_by=actor,
+            rollback_of=rollback_of,
+        )
+        audit_record(
+            verb="deployment.requested",
+            target=deployment,
+            actor=actor,
+            summary=f"{deployment} of {release} to {environment.slug}",
+            details={
+                "release": release.pk,
+                "version": release.version,
+                "environment": environment.slug,
+                "strategy": plan["strategy"],
+                "template": plan["template"],
+                "plan_digest": deployment.plan_digest,
+                "scheduled_for": scheduled_for,
+                "rollback_of": rollback_of.pk if rollback_of else None,
+            },
+        )
+        if not scheduled_for:
+            start_next_queued(environment.pk)
+    deployment.refresh_from_db()
+    return deployment
+
+
+def _locked(deployment: Deployment) -> Deployment:
+    return (
+        Deployment.objects.select_for_update(of=("self",))
+        .select_related("environment", "release__application", "template_version__template")
+        .get(pk=deployment.pk)
+    )
+
+
+def _ensure_deploy(actor: User | None, deployment: Deployment) -> None:
+    if actor is not None:
+        ensure_can(actor, "deploy", deployment.environment)
+
+
+def deployment_cancel(*, actor: User | None, deployment: Deployment, reason: str = "") -> Deployment:
+    """Cancel: at once when nothing is running (queued, scheduled, paused, waiting between units), else
+    after the unit of work in progress ends (the engine sees `cancel_requested`)."""
+    _ensure_deploy(actor, deployment)
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        if deployment.is_final:
+            raise InvalidTransition(f"{deployment} has ended ({deployment.get_status_display().lower()}).")
+        reason = reason or f"Cancelled by {actor.username if actor else 'the system'}."
+        busy = (
+            deployment.status == S.RUNNING
+            and deployment.lease_expires_at is not None
+            and deployment.lease_expires_at > timezone.now()
+        )
+        if busy:
+            deployment.cancel_requested = True
+            deployment.save(update_fields=["cancel_requested", "updated_at"])
+            audit_record(verb="deployment.cancel_requested", target=deployment, actor=actor, details={"reason": reason})
+        else:
+            transition(deployment, S.CANCELLED, reason=reason, actor=actor)
+    return deployment
+
+
+def deployment_resume(*, actor: User | None, deployment: Deployment, comment: str = "") -> Deployment:
+    """Continue a paused deployment: a manual intervention is confirmed done; a step interrupted by a lost
+    worker runs again (the person checked it is safe)."""
+    _ensure_deploy(actor, deployment)
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        if deployment.status != S.PAUSED:
+            raise InvalidTransition(f"{deployment} is not paused.")
+        now = timezone.now()
+        waiting = deployment.step_runs.filter(status=StepRunStatus.PAUSED)
+        who = actor.username if actor else "the system"
+        for run in waiting:
+            run.status, run.finished_at = StepRunStatus.SUCCEEDED, now
+            run.message = f"Resumed by {who}." + (f" {comment}" if comment else "")
+            run.save(update_fields=["status", "finished_at", "message"])
+        deployment.step_runs.filter(status=StepRunStatus.INTERRUPTED).update(status=StepRunStatus.PENDING)
+        transition(deployment, S.RUNNING, actor=actor, comment=comment)
+        transaction.on_commit(lambda: enqueue(deployment.pk))
+    return deployment
+
+
+def deployment_retry(*, actor: User | None, deployment: Deployment) -> Deployment:
+    """Run a failed deployment's failed step again, and go on from there."""
+    _ensure_deploy(actor, deployment)
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        if deployment.status != S.FAILED or deployment.mode != "deploy":
+            raise InvalidTransition("Only a failed deployment that was not rolled back can be retried.")
+        if Deployment.objects.filter(environment_id=deployment.environment_id, status__in=ACTIVE_STATUSES).exists():
+            raise InvalidTransition(f"Another deployment is active in {deployment.environment.name}; retry later.")
+        deployment.cancel_requested, deployment.finished_at = False, None
+        transition(deployment, S.RUNNING, actor=actor)
+        transaction.on_commit(lambda: enqueue(deployment.pk))
+    return deployment
+
+
+def previous_release(deployment: Deployment) -> Release | None:
+    """The release of the last successful deployment of this application to this environment before
+    `deployment`, other than its own release."""
+    earlier = (
+        Deployment.objects.filter(
+            environment_id=deployment.environment_id,
+            application_id=deployment.application_id,
+            status=S.SUCCEEDED,
+            created_at__lt=deployment.created_at,
+        )
+        .exclude(release_id=deployment.release_id)
+        .select_related("release__application")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    return earlier.release if earlier else None
+
+
+def deployment_rollback(*, actor: User | None, deployment: Deployment) -> Deployment:
+    """A new deployment of the previous successful release of the application to the environment, with
+    the same strategy and options. Raises Conflict when there is none."""
+    _ensure_deploy(actor, deployment)
+    release = previous_release(deployment)
+    if release is None:
+        raise InvalidTransition(f"No earlier successful release of {deployment.application.slug} to roll back to.")
+    return deployment_create(
+        actor=actor,
+        release=release,
+        environment=deployment.environment,
+        strategy=deployment.strategy,
+        strategy_options=deployment.strategy_options,
+        template=deployment.template_version.template,
+        rollback_of=deployment,
+    )

@@ -1,0 +1,86 @@
+"""What a step kind is: a JSON Schema for its parameters, `run()`, and whether it may run twice.
+
+The engine (apps.deployments.engine) calls a kind once per target of a batch (scope
+"target") or once per batch (scope "batch": waits and manual interventions). A kind only
+sees a StepContext: rendered parameters with secrets already substituted, a snapshot of
+the target, the artifact, the environment variables for processes, and a `log` that
+masks secrets. It never touches the database, so it runs the same in a worker, a test
+or a benchmark. New kinds plug in with `@register` without touching the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+class StepStatus:
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    WAITING = "waiting"  # not done yet: run again at StepResult.resume_at (a `wait`, a polling check)
+    PAUSED = "paused"  # needs a person (manual_intervention): resumed or aborted in the browser
+
+
+@dataclass
+class StepResult:
+    status: str
+    message: str = ""
+    exit_code: int | None = None
+    # Kept on the StepRun and handed back as StepContext.state on the next run of this step on this
+    # target (WAITING), and to rollback() (e.g. release_dir's previous `current`).
+    state: dict[str, Any] = field(default_factory=dict)
+    resume_at: datetime | None = None  # with WAITING
+    installed: bool = False  # the step installed StepContext.artifact on the target (inventory record)
+
+
+@dataclass
+class StepContext:
+    params: dict[str, Any]  # rendered, secrets substituted: never log them whole
+    target: dict[str, Any] | None  # {"id","name","address","path","slot","health_check_url","labels","attributes"}
+    artifact: dict[str, Any] | None  # {"id","application","version","digest","uri"}; None when the release has none
+    release: dict[str, Any]  # {"id","application","version"}
+    environment: dict[str, Any]  # {"slug","name","tier"}
+    env: dict[str, str]  # variables for child processes (secrets decrypted)
+    log: Callable[[str], None]  # appends a line to the StepRun's log; masks secrets, caps the size
+    state: dict[str, Any] = field(default_factory=dict)  # StepResult.state of this step's previous run
+    timeout: float = 300.0  # seconds this run may take at most
+    now: Callable[[], datetime] | None = None  # clock (timezone-aware UTC); None means timezone.now
+
+
+class StepKind:
+    """Base of step kinds; subclasses set the class attributes and implement run()."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    schema: ClassVar[dict[str, Any]]  # JSON Schema (draft 2020-12) of the parameters
+    idempotent: ClassVar[bool]  # safe to run again after a worker died in the middle of it
+    scope: ClassVar[str] = "target"  # "target": once per target of a batch; "batch": once per batch
+    installs: ClassVar[bool] = False  # may return StepResult(installed=True)
+
+    def run(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    def rollback(self, ctx: StepContext) -> StepResult:
+        """Undo run() on this target, with ctx.state as run() left it. Default: nothing to undo."""
+        return StepResult(StepStatus.SUCCEEDED, "Nothing to undo.")
+
+    @property
+    def reversible(self) -> bool:
+        return type(self).rollback is not StepKind.rollback
+
+
+REGISTRY: dict[str, StepKind] = {}
+
+
+def register(kind: type[StepKind]) -> type[StepKind]:
+    """Class decorator: make a kind available to templates by its `name`."""
+    REGISTRY[kind.name] = kind()
+    return kind
+
+
+def get(name: str) -> StepKind:
+    """The registered kind `name`; KeyError when unknown."""
+    return REGISTRY[name]

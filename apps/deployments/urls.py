@@ -1,0 +1,21 @@
+from django.urls import path
+
+from . import views
+
+app_name = "deployments"
+urlpatterns = [
+    path("", views.deployment_list, name="list"),
+    path("<int:pk>/", views.deployment_detail, name="detail"),
+    path("<int:pk>/progress/", views.deployment_progress, name="progress"),
+    path("<int:pk>/plan/", views.deployment_plan, name="plan"),
+    path("<int:pk>/history/", views.deployment_history_tab, name="history"),
+    path("<int:pk>/runs/<int:run_id>/log/", views.run_log, name="run-log"),
+    path("<int:pk>/cancel/", views.deployment_cancel, name="cancel"),
+    path("<int:pk>/resume/", views.deployment_resume, name="resume"),
+    path("<int:pk>/retry/", views.deployment_retry, name="retry"),
+    path("<int:pk>/rollback/", views.deployment_rollback, name="rollback"),
+    path("templates/", views.template_list, name="template-list"),
+    path("templates/new/", views.template_create, name="template-create"),
+    path("templates/<slug:slug>/", views.template_detail, name="template-detail"),
+    path("templates/<slug:slug>/edit/", views.template_edit, name="template-edit"),
+]

@@ -1,0 +1,614 @@
+"""Deployment pages: the list, one deployment (live progress, plan, history) with its controls, step logs,
+and the deployment templates (list, detail with versions, create and edit).
+
+Pages read through selectors and the API's FilterSet, and write only through services: a domain
+error becomes a message or a form error. A deployment the user may not view is a 404. The
+plan and the logs only ever hold secret references and masked values; the pages escape them
+and show each reference as a masked badge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_POST
+
+from apps.catalog.selectors import applications_visible_to
+from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
+from apps.core.history import HistoryEntry, history_entries, newest_first
+from apps.core.permissions import can
+from apps.core.ui import form_add_domain_error, page_or_fragment
+from apps.environments.selectors import environments_visible_to
+from apps.releases.selectors import release_for
+
+from . import services
+from . import steps as step_kinds
+from .filters import DeploymentFilterSet
+from .forms import DeploymentTemplateForm, ResumeForm
+from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRunStatus
+from .plans import SECRET_REFERENCE
+from .selectors import deployment_for, deployments_visible_to, phases_of, step_runs_of, templates_visible_to
+
+PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 50
+ADD_TEMPLATE = "deployments.add_deploymenttemplate"
+CHANGE_TEMPLATE = "deployments.change_deploymenttemplate"
+
+S = DeploymentStatus
+# Which control a state allows (the services decide in the end; these only choose the buttons shown).
+CANCELLABLE = {S.QUEUED, S.SCHEDULED, S.RUNNING, S.PAUSED}
+ROLLBACK_FROM = {S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED}
+# A step run whose clock still runs, and one whose log may still grow.
+RUN_UNFINISHED = {StepRunStatus.RUNNING, StepRunStatus.WAITING, StepRunStatus.PAUSED}
+RUN_LOGGING = {StepRunStatus.PENDING, StepRunStatus.RUNNING, StepRunStatus.WAITING}
+RUN_DONE = {StepRunStatus.SUCCEEDED, StepRunStatus.SKIPPED}
+
+TEMPLATE_ASIDE = {
+    "title": "Good to know",
+    "text": [
+        "Templates hold no environment-specific values: those live in each environment's variables and targets "
+        "and are bound when a deployment is planned, so one template deploys to every environment.",
+        "A name a template uses that the environment does not define is refused when the deployment is requested, "
+        "not while it runs.",
+    ],
+}
+
+
+# --- Small helpers -------------------------------------------------------------------------------------
+
+
+def _visible(request: HttpRequest, pk: int) -> Deployment:
+    """The deployment with its plan if the user may view it, else 404 (its existence stays hidden)."""
+    try:
+        return deployment_for(request.user, pk)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    """A short human duration: "0.4 s", "12 s", "3 min 5 s", "2 h 10 min"; "" without a start or an end."""
+    if start is None or end is None:
+        return ""
+    seconds = max((end - start).total_seconds(), 0)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _secret_badge(name: str) -> str:
+    return format_html(
+        '<span class="badge rh-secret" data-testid="secret-ref" title="Secret variable {}: the worker substitutes '
+        'its value while the step runs; it is never shown">'
+        '<i class="bi bi-lock-fill me-1" aria-hidden="true"></i>{} <span class="rh-mask">••••••</span></span>',
+        name,
+        name,
+    )
+
+
+def masked_html(text: str) -> SafeString:
+    """`text` escaped, with each secret reference (⟦secret:NAME⟧) shown as a masked badge."""
+    return mark_safe(SECRET_REFERENCE.sub(lambda match: _secret_badge(match.group(1)), str(escape(text))))  # noqa: S308
+
+
+def json_html(value: Any) -> SafeString:
+    """A JSON value pretty-printed and escaped, secret references as masked badges (for a <pre>)."""
+    return masked_html(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _value_html(value: Any) -> SafeString:
+    return masked_html(value) if isinstance(value, str) else json_html(value)
+
+
+# --- Deployment list -----------------------------------------------------------------------------------
+
+
+@login_required
+def deployment_list(request):
+    """Visible deployments, newest first, filtered with the API's DeploymentFilterSet; 50 a page."""
+    filterset = DeploymentFilterSet(request.GET or None, queryset=deployments_visible_to(request.user))
+    deployments = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    release = None
+    if request.GET.get("release"):
+        try:
+            release = release_for(request.user, request.GET["release"])
+        except NotFound:
+            release = None
+    context = {
+        "filterset": filterset,
+        "page": Paginator(deployments, PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": _query_without_page(request),
+        "filtered": any(request.GET.get(name) for name in filterset.filters),
+        "environments": environments_visible_to(request.user).order_by("name"),
+        "applications": applications_visible_to(request.user),
+        "statuses": DeploymentStatus.choices,
+        "release": release,
+        "section": "deployments",
+    }
+    return page_or_fragment(request, "deployments/list.html", "deployments/_results.html", context)
+
+
+# --- One deployment ------------------------------------------------------------------------------------
+
+
+def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
+    """The buttons to show: the user holds `deploy` on the environment and the state allows the action."""
+    may_deploy = can(request.user, "deploy", deployment.environment)
+    status = deployment.status
+    rollback_to = None
+    if may_deploy and status in ROLLBACK_FROM:
+        rollback_to = services.previous_release(deployment)
+    controls = {
+        "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
+        "resume": may_deploy and status == S.PAUSED,
+        "retry": may_deploy and status == S.FAILED and deployment.mode == "deploy",
+        "rollback_to": rollback_to,
+    }
+    controls["any"] = any(controls.values())
+    controls["may_deploy"] = may_deploy
+    return controls
+
+
+def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dict[str, Any]:
+    plan = deployment.plan
+    digest = deployment.plan_digest
+    return {
+        "deployment": deployment,
+        "tab": tab,
+        "controls": _controls(request, deployment),
+        "resume_form": ResumeForm(),
+        "strategy_options": sorted(deployment.strategy_options.items()),
+        "template_ref": plan.get("template", {}),
+        "digest_short": f"{digest[:12]}…" if digest else "",
+        "rollbacks": list(deployments_visible_to(request.user).filter(rollback_of=deployment).order_by("id")),
+        "audit_query": urlencode({"object_type": "deployments.deployment", "object_id": deployment.pk}),
+    }
+
+
+def _progress(deployment: Deployment) -> dict[str, Any]:
+    """The Progress section: per phase, rows (a batch row, then one per target) × plan steps, each cell the
+    step's run or nothing; the rollback runs of each phase; how many cells are done. Reads the step runs
+    once (logs left out)."""
+    plan_steps = deployment.plan["steps"]
+    runs = list(step_runs_of(deployment))
+    now = timezone.now()
+    for run in runs:
+        run.duration = duration(run.started_at, run.finished_at or (now if run.status in RUN_UNFINISHED else None))
+    phases = []
+    expected = done = 0
+    for index, phase in enumerate(phases_of(deployment, runs)):
+        rows = []
+        for row in phase["rows"]:
+            batch_row = row["name"] == ""
+            cells = []
+            for step, run in zip(plan_steps, row["runs"], strict=True):
+                applies = (step["scope"] == "batch") == batch_row
+                expected += applies
+                done += bool(run is not None and run.status in RUN_DONE)
+                cells.append({"run": run, "applies": applies, "step": step})
+            rows.append({"name": row["name"], "batch": batch_row, "cells": cells})
+        phases.append(
+            {
+                "index": index,
+                "name": phase["name"],
+                "rows": rows,
+                "rollback": phase["rollback"],
+                "targets": deployment.plan["phases"][index]["targets"],
+            }
+        )
+    return {
+        "plan_steps": plan_steps,
+        "phases": phases,
+        "runs_done": done,
+        "runs_expected": expected,
+        "percent": round(100 * done / expected) if expected else 0,
+        "duration": duration(deployment.started_at, deployment.finished_at or (now if deployment.started_at else None)),
+    }
+
+
+def _live_context(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
+    context = _base_context(request, deployment, "progress")
+    context.update(_progress(deployment), live=not deployment.is_final)
+    return context
+
+
+@login_required
+def deployment_detail(request, pk: int):
+    """Status, controls, details and live progress (polled while the deployment has not ended)."""
+    deployment = _visible(request, pk)
+    return render(request, "deployments/detail.html", _live_context(request, deployment))
+
+
+@login_required
+def deployment_progress(request, pk: int):
+    """The live part of the detail page, polled every 2 s; without the polling trigger once it has ended."""
+    deployment = _visible(request, pk)
+    return render(request, "deployments/_live.html", _live_context(request, deployment))
+
+
+@login_required
+def run_log(request, pk: int, run_id: int):
+    """One step run's log as an escaped <pre> (masked by the engine already); refreshes itself while it grows."""
+    deployment = _visible(request, pk)
+    run = get_object_or_404(step_runs_of(deployment, with_logs=True), pk=run_id)
+    now = timezone.now()
+    context = {
+        "deployment": deployment,
+        "run": run,
+        "duration": duration(run.started_at, run.finished_at or (now if run.status in RUN_UNFINISHED else None)),
+        "live": not deployment.is_final and run.status in RUN_LOGGING,
+    }
+    return render(request, "deployments/_log.html", context)
+
+
+def _plan_view(plan: dict) -> dict[str, Any]:
+    """The plan in the shape the Plan tab draws: strategy, phases, steps, and per target its variables and each
+    step's rendered parameters, every value escaped and secret references as masked badges."""
+    steps = []
+    for index, step in enumerate(plan["steps"]):
+        kind = step_kinds.REGISTRY.get(step["kind"])
+        steps.append(
+            {
+                "number": index + 1,
+                "name": step["name"],
+                "kind": step["kind"],
+                "kind_title": kind.title if kind else step["kind"],
+                "scope": step["scope"],
+                "idempotent": step["idempotent"],
+                "params": json_html(step["params"]) if "params" in step else None,
+            }
+        )
+    targets = []
+    for name, target in plan["targets"].items():
+        params = []
+        for step, rendered in zip(steps, target.get("params", []), strict=False):
+            params.append({"step": step, "params": json_html(rendered) if rendered is not None else None})
+        targets.append(
+            {
+                "name": name,
+                "address": target.get("address", ""),
+                "path": target.get("path", ""),
+                "slot": target.get("slot", ""),
+                "health_check_url": target.get("health_check_url", ""),
+                "variables": [(key, _value_html(value)) for key, value in sorted(target.get("variables", {}).items())],
+                "params": params,
+            }
+        )
+    strategy = dict(plan["strategy"])
+    return {
+        "strategy_name": strategy.pop("name", ""),
+        "strategy_options": sorted(strategy.items()),
+        "phases": plan["phases"],
+        "steps": steps,
+        "targets": targets,
+        "release": plan["release"],
+        "environment": plan["environment"],
+        "json": json_html(plan),
+    }
+
+
+@login_required
+def deployment_plan(request, pk: int):
+    """The frozen plan: strategy, phases, steps and, per target, its variables and rendered parameters."""
+    deployment = _visible(request, pk)
+    context = _base_context(request, deployment, "plan")
+    context["plan"] = _plan_view(deployment.plan)
+    return render(request, "deployments/plan.html", context)
+
+
+def _history(deployment: Deployment) -> list[HistoryEntry]:
+    """The deployment's history rows, newest first; its foreign keys shown by name. Two queries."""
+    rows = list(Deployment.history.filter(id=deployment.pk).select_related("history_user"))
+    version = deployment.template_version
+    names = {
+        "release": {deployment.release_id: deployment.release.version},
+        "environment": {deployment.environment_id: deployment.environment.slug},
+        "application": {deployment.application_id: deployment.application.slug},
+        "template_version": {version.pk: f"{version.template.slug} v{version.number}"},
+        "created_by": {deployment.created_by_id: deployment.created_by.username if deployment.created_by else ""},
+    }
+
+    def shown(field_name, value):
+        return names[field_name].get(value, value) if field_name in names else value
+
+    return newest_first(history_entries(rows, subject="deployment", label=lambda r: f"#{r.id}", values=shown))
+
+
+@login_required
+def deployment_history_tab(request, pk: int):
+    """Who changed the deployment's status, when and through which channel."""
+    deployment = _visible(request, pk)
+    context = _base_context(request, deployment, "history")
+    context["page"] = Paginator(_history(deployment), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "deployments/history.html", context)
+
+
+# --- Controls ------------------------------------------------------------------------------------------
+
+
+def _back(deployment: Deployment) -> HttpResponse:
+    return redirect("deployments:detail", pk=deployment.pk)
+
+
+@login_required
+@require_POST
+def deployment_cancel(request, pk: int):
+    deployment = _visible(request, pk)
+    try:
+        deployment = services.deployment_cancel(actor=request.user, deployment=deployment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if deployment.status == S.CANCELLED:
+            messages.success(request, f"{deployment} cancelled.")
+        else:
+            messages.success(request, f"Cancel requested: {deployment} stops once the step in progress ends.")
+    return _back(deployment)
+
+
+@login_required
+@require_POST
+def deployment_resume(request, pk: int):
+    deployment = _visible(request, pk)
+    form = ResumeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The comment is too long: at most 1000 characters.")
+        return _back(deployment)
+    try:
+        services.deployment_resume(actor=request.user, deployment=deployment, comment=form.cleaned_data["comment"])
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{deployment} resumed.")
+    return _back(deployment)
+
+
+@login_required
+@require_POST
+def deployment_retry(request, pk: int):
+    deployment = _visible(request, pk)
+    try:
+        services.deployment_retry(actor=request.user, deployment=deployment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{deployment}: the failed step runs again.")
+    return _back(deployment)
+
+
+@login_required
+@require_POST
+def deployment_rollback(request, pk: int):
+    """Deploy the previous successful release again; lands on the new deployment."""
+    deployment = _visible(request, pk)
+    try:
+        rollback = services.deployment_rollback(actor=request.user, deployment=deployment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+        return _back(deployment)
+    messages.success(
+        request, f"Rolling back {deployment.environment.name} to {rollback.release.version}: {rollback} requested."
+    )
+    return _back(rollback)
+
+
+# --- Templates -----------------------------------------------------------------------------------------
+
+
+def _template(request: HttpRequest, slug: str) -> DeploymentTemplate:
+    return get_object_or_404(templates_visible_to(request.user), slug=slug)
+
+
+def _step_kinds() -> list[dict[str, Any]]:
+    """Every registered step kind with its parameters, read from its JSON Schema, for the forms' help."""
+    kinds = []
+    for name, kind in sorted(step_kinds.REGISTRY.items()):
+        schema = kind.schema
+        required = set(schema.get("required", []))
+        params = []
+        for param, spec in schema.get("properties", {}).items():
+            if "enum" in spec:
+                kind_of = "one of " + ", ".join(str(value) for value in spec["enum"])
+            else:
+                kind_of = spec.get("type", "any")
+                if kind_of == "array" and "type" in spec.get("items", {}):
+                    kind_of = f"list of {spec['items']['type']}s"
+            params.append(
+                {
+                    "name": param,
+                    "type": kind_of,
+                    "required": param in required,
+                    "default": json.dumps(spec["default"]) if "default" in spec else "",
+                    "description": spec.get("description", ""),
+                }
+            )
+        example = {
+            "name": kind.title,
+            "kind": name,
+            "params": {p["name"]: spec_example(schema["properties"][p["name"]]) for p in params if p["required"]},
+        }
+        kinds.append(
+            {
+                "name": name,
+                "title": kind.title,
+                "description": kind.description,
+                "scope": kind.scope,
+                "idempotent": kind.idempotent,
+                "params": params,
+                "example": json.dumps(example, ensure_ascii=False),
+            }
+        )
+    return kinds
+
+
+def spec_example(spec: dict) -> Any:
+    """A placeholder value for a required parameter of a step kind's example."""
+    if "enum" in spec:
+        return spec["enum"][0]
+    return {"string": "…", "number": 30, "integer": 1, "boolean": True, "array": [], "object": {}}.get(
+        spec.get("type", "string"), "…"
+    )
+
+
+def _template_error(form: DeploymentTemplateForm, exc: ReleaseHubError) -> None:
+    """A domain error on the template form: the service names step problems `steps[2].params`; they all go on
+    the steps field, as "Step 2, params: ..."."""
+    fields: dict[str, list[str]] = {}
+    for key, errors in (exc.fields or {}).items():
+        match = re.fullmatch(r"steps\[(\d+)\](?:\.(\w+))?", key)
+        if match:
+            where = f"Step {match[1]}" + (f", {match[2]}" if match[2] else "")
+            fields.setdefault("steps", []).extend(f"{where}: {error}" for error in errors)
+        else:
+            fields.setdefault(key, []).extend(errors)
+    exc.fields = fields or None
+    form_add_domain_error(form, exc)
+
+
+def _template_form_page(request, context: dict) -> HttpResponse:
+    context.update(step_kinds=_step_kinds(), aside=TEMPLATE_ASIDE, section="templates")
+    return render(request, "deployments/template_form.html", context)
+
+
+@login_required
+def template_list(request):
+    """Every template (they hold no environment values, so every signed-in user reads them), by name."""
+    page = Paginator(templates_visible_to(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = []
+    for template in page:
+        versions = list(template.versions.all())  # prefetched, newest first
+        latest = versions[0] if versions else None
+        rows.append({"template": template, "latest": latest, "kinds": _kinds_of(latest.steps if latest else [])})
+    context = {
+        "page": page,
+        "rows": rows,
+        "can_create": request.user.has_perm(ADD_TEMPLATE),
+        "section": "templates",
+    }
+    return render(request, "deployments/template_list.html", context)
+
+
+def _kinds_of(steps: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for step in steps:
+        if step.get("kind") not in seen:
+            seen.append(step.get("kind"))
+    return seen
+
+
+@login_required
+def template_detail(request, slug: str):
+    """The steps of one version (the latest unless ?version=N), every version with who made it and when, and
+    the latest deployments planned from it."""
+    template = _template(request, slug)
+    versions = list(template.versions.select_related("created_by").order_by("-number"))
+    shown = versions[0] if versions else None
+    if request.GET.get("version"):
+        shown = next((v for v in versions if str(v.number) == request.GET["version"]), None)
+        if shown is None:
+            raise Http404("No such version.")
+    steps = []
+    for index, step in enumerate(shown.steps if shown else []):
+        kind = step_kinds.REGISTRY.get(step.get("kind"))
+        steps.append(
+            {
+                "number": index + 1,
+                "name": step.get("name", ""),
+                "kind": step.get("kind", ""),
+                "kind_title": kind.title if kind else step.get("kind", ""),
+                "scope": kind.scope if kind else "",
+                "params": json_html(step.get("params", {})),
+            }
+        )
+    deployments = deployments_visible_to(request.user).filter(template_version__template=template)[:10]
+    context = {
+        "template": template,
+        "versions": versions,
+        "shown": shown,
+        "steps": steps,
+        "deployments": deployments,
+        "can_change": request.user.has_perm(CHANGE_TEMPLATE),
+        "audit_query": urlencode({"object_type": "deployments.deploymenttemplate", "object_id": template.pk}),
+        "section": "templates",
+    }
+    return render(request, "deployments/template_detail.html", context)
+
+
+@login_required
+def template_create(request):
+    if not request.user.has_perm(ADD_TEMPLATE):
+        messages.error(request, "You may not create deployment templates; ask an administrator.")
+        return redirect("deployments:template-list")
+    form = DeploymentTemplateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            template = services.template_create(actor=request.user, **form.cleaned_data)
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("deployments:template-list")
+        except ReleaseHubError as exc:
+            _template_error(form, exc)
+        else:
+            messages.success(request, f"Template “{template.name}” created as version 1.")
+            return redirect("deployments:template-detail", slug=template.slug)
+    return _template_form_page(
+        request, {"form": form, "title": "New deployment template", "submit": "Create template"}
+    )
+
+
+@login_required
+def template_edit(request, slug: str):
+    template = _template(request, slug)
+    if not request.user.has_perm(CHANGE_TEMPLATE):
+        messages.error(request, "You may not change deployment templates; ask an administrator.")
+        return redirect("deployments:template-detail", slug=slug)
+    latest = template.versions.order_by("-number").first()
+    form = DeploymentTemplateForm(request.POST or None, instance=template, latest=latest)
+    if request.method == "POST" and form.is_valid():
+        before = template.version
+        try:
+            template = services.template_update(actor=request.user, template=template, **form.cleaned_data)
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return redirect("deployments:template-detail", slug=slug)
+        except ReleaseHubError as exc:
+            _template_error(form, exc)
+        else:
+            if template.version != before:
+                messages.success(request, f"Template “{template.name}” saved as version {template.version}.")
+            else:
+                messages.success(request, f"Template “{template.name}” saved; its steps did not change.")
+            return redirect("deployments:template-detail", slug=slug)
+    return _template_form_page(
+        request,
+        {
+            "form": form,
+            "template": template,
+            "latest": latest,
+            "title": f"Edit {template.name}",
+            "submit": "Save changes",
+        },
+    )
+

@@ -1,0 +1,131 @@
+"""Forms of the release pages. They only parse input: the services validate, check permissions and save."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from apps.core.forms import BootstrapForm
+from apps.deployments.models import DeploymentTemplate, Strategy
+
+from .selectors import artifact_choices
+from .services import NOTES_MAX_LENGTH
+
+
+def _artifact_label(artifact) -> str:
+    branch = f" · {artifact.branch}" if artifact.branch else ""
+    return f"{artifact.version}{branch} · {artifact.registered_at:%Y-%m-%d}"
+
+
+class ReleaseForm(BootstrapForm):
+    """A new release: an application the user may register on, its primary artifact, other artifacts, notes.
+
+    The artifact choices are the chosen application's newest builds; choosing another application reloads
+    them (htmx). The primary artifact comes first in the release; the others follow in version order.
+    """
+
+    application = forms.ChoiceField(help_text="Applications on which you hold the register permission.")
+    primary_artifact = forms.TypedChoiceField(
+        coerce=int, label="Primary artifact", help_text="Deployment templates read it as artifact.*."
+    )
+    artifacts = forms.TypedMultipleChoiceField(
+        coerce=int,
+        required=False,
+        label="Other artifacts",
+        help_text="Hold Ctrl or ⌘ to choose several. Newest 50 versions of the application.",
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+    )
+    version = forms.CharField(
+        max_length=128, required=False, help_text="Leave empty to use the primary artifact's version."
+    )
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=NOTES_MAX_LENGTH,
+        help_text="What changes, for the people who approve and deploy it.",
+    )
+
+    def __init__(self, *args, applications: QuerySet, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.applications = {app.slug: app for app in applications}
+        self.fields["application"].choices = [
+            ("", "Choose an application…"),
+            *[(slug, f"{app.name} ({slug})") for slug, app in self.applications.items()],
+        ]
+        # Choosing another application reloads the artifact fields only (releases.views.release_create).
+        self.fields["application"].widget.attrs.update(
+            {"hx-get": reverse("releases:create"), "hx-target": "#artifact-fields", "hx-swap": "outerHTML"}
+        )
+        chosen = self.chosen_application()
+        choices = [(a.pk, _artifact_label(a)) for a in artifact_choices(chosen)] if chosen else []
+        self.fields["primary_artifact"].choices = [("", "Choose an artifact…" if choices else "No artifacts"), *choices]
+        self.fields["artifacts"].choices = choices
+
+    def chosen_application(self):
+        """The application named by the submitted data or the initial value, if the user may register on it."""
+        slug = self.data.get("application") if self.is_bound else self.initial.get("application")
+        return self.applications.get(slug or "")
+
+    def service_arguments(self) -> dict:
+        """The cleaned data as release_create's keyword arguments."""
+        data = self.cleaned_data
+        extra = [pk for pk in data["artifacts"] if pk != data["primary_artifact"]]
+        return {
+            "application": self.applications[data["application"]],
+            "artifacts": [data["primary_artifact"], *extra],
+            "version": data["version"],
+            "notes": data["notes"],
+        }
+
+
+class ReleaseNotesForm(BootstrapForm):
+    """A release's notes, which can change until a deployment uses the release."""
+
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        max_length=NOTES_MAX_LENGTH,
+        help_text="What changes, for the people who approve and deploy it.",
+    )
+
+
+class DeployForm(BootstrapForm):
+    """Deploy a release: where, how (strategy and its options), along which template. Parsing only; the plan
+    is resolved and checked by apps.deployments.services."""
+
+    environment = forms.ModelChoiceField(queryset=None, to_field_name="slug", empty_label=None)
+    strategy = forms.ChoiceField(choices=Strategy.choices, initial=Strategy.ROLLING)
+    batch_size = forms.CharField(
+        max_length=8, required=False, initial="1", help_text="Rolling: targets per batch, or a percentage (25%)."
+    )
+    pause_seconds = forms.IntegerField(
+        min_value=0, max_value=86400, required=False, initial=0, help_text="Rolling: seconds between batches."
+    )
+    health_gate = forms.BooleanField(required=False, initial=True, help_text="Check each target's health URL.")
+    rollback_on_failure = forms.BooleanField(required=False, help_text="Undo the updated targets when a batch fails.")
+    template = forms.ModelChoiceField(
+        queryset=DeploymentTemplate.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        empty_label="(the application's or environment's default)",
+    )
+
+    def __init__(self, *args, environments: QuerySet, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments
+
+    def service_kwargs(self) -> dict:
+        """deployment_create's keyword arguments from the cleaned data."""
+        data = self.cleaned_data
+        options = {"health_gate": data["health_gate"], "rollback_on_failure": data["rollback_on_failure"]}
+        if data["strategy"] == Strategy.ROLLING:
+            size = (data.get("batch_size") or "1").strip()
+            options["batch_size"] = int(size) if size.isdigit() else size
+            options["pause_seconds"] = data.get("pause_seconds") or 0
+        return {
+            "environment": data["environment"],
+            "strategy": data["strategy"],
+            "strategy_options": options,
+            "template": data.get("template"),
+        }

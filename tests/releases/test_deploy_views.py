@@ -1,0 +1,100 @@
+"""Deploying from the release page: the form, the plan preview, the deploy button."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apps.accounts.services import team_add_member
+from apps.deployments.models import Deployment
+from apps.deployments.services import template_create
+from apps.environments.services import environment_grant, variable_create
+from tests.factories import (
+    make_application,
+    make_environment,
+    make_release,
+    make_target,
+    make_team,
+    make_user,
+    register,
+)
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+STEPS = [{"name": "Say", "kind": "shell", "params": {"command": "echo {{ var.GREETING }} to {{ target.name }}"}}]
+
+
+@pytest.fixture
+def page(db):
+    team = make_team()
+    dora = make_user("dora")
+    team_add_member(actor=None, team=team, user=dora)
+    qa = make_environment(team, "qa")
+    environment_grant(actor=None, environment=qa, team=team, action="deploy")
+    make_target(qa, "web-1")
+    variable_create(actor=None, environment=qa, name="GREETING", value="hello")
+    variable_create(actor=None, environment=qa, name="TOKEN", value="s3cr3t-token", secret=True)
+    application = make_application(team, "shop")
+    template = template_create(actor=None, slug="say", name="Say", steps=STEPS)
+    release = make_release(application, [register(application, "1.0.0", by=dora)])
+    return {"client": browser(dora), "release": release, "qa": qa, "template": template, "team": team}
+
+
+def test_the_preview_shows_the_rendered_plan_and_its_digest(page):
+    url = f"/releases/{page['release'].pk}/preview/?environment=qa&strategy=rolling&batch_size=1&template=say"
+    response = page["client"].get(url)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "echo hello to web-1" in html
+    assert 'data-testid="plan-digest"' in html
+    assert "s3cr3t" not in html  # variables of the plan stay out of the page; secrets are references anyway
+
+
+def test_an_undefined_variable_is_shown_before_anything_runs(page):
+    template_create(
+        actor=None,
+        slug="broken",
+        name="Broken",
+        steps=[{"name": "Use", "kind": "shell", "params": {"command": "echo {{ var.NOPE }}"}}],
+    )
+    html = (
+        page["client"]
+        .get(f"/releases/{page['release'].pk}/preview/?environment=qa&strategy=all_at_once&template=broken")
+        .content.decode()
+    )
+    assert "var.NOPE is not defined" in html
+    assert 'data-testid="plan-error"' in html
+
+
+def test_deploy_creates_the_deployment_and_opens_it(page):
+    response = page["client"].post(
+        f"/releases/{page['release'].pk}/deploy/",
+        {"environment": "qa", "strategy": "rolling", "batch_size": "1", "health_gate": "on", "template": "say"},
+    )
+    assert response.status_code == 302
+    deployment = Deployment.objects.get()
+    assert response["Location"] == f"/deployments/{deployment.pk}/"
+    assert (deployment.created_by.username, deployment.strategy) == ("dora", "rolling")
+    detail = page["client"].get(f"/releases/{page['release'].pk}/").content.decode()
+    assert f"/deployments/{deployment.pk}/" in detail
+
+
+def test_without_deploy_permission_there_is_nothing_to_choose(page):
+    viewer = make_user("vic")
+    other = make_team()
+    team_add_member(actor=None, team=other, user=viewer)
+    environment_grant(actor=None, environment=page["qa"], team=other, action="view")
+    from apps.catalog.services import application_grant
+
+    application_grant(actor=None, application=page["release"].application, team=other, action="view")
+    client = browser(viewer)
+    html = client.get(f"/releases/{page['release'].pk}/").content.decode()
+    assert "You may not deploy to any environment" in html
+    response = client.post(f"/releases/{page['release'].pk}/deploy/", {"environment": "qa", "strategy": "rolling"})
+    assert response.status_code == 302
+    assert not Deployment.objects.exists()
