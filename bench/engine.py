@@ -6,7 +6,7 @@ bare chain of no-op Celery tasks (bench.floor.tasks), with the ratio.
     .venv/bin/python bench/engine.py [--targets 200] [--batch 20] [--repeat 3]
     CELERY_BROKER_URL=redis://redishost:6379/3 DATABASE_URL=postgres://dbhost:5432/x .venv/bin/python bench/engine.py
 
-(`make bench` runs it with the defaults: about a minute on 2 cores.) Needs PostgreSQL, as
+(`make bench` runs it with the defaults: about 35 s on 2 idle cores.) Needs PostgreSQL, as
 bench/register_artifacts.py: a throw-away database (releasehub_bench_<pid>) on the server of DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/), migrated, set up through the services in a subprocess, and
 dropped at the end, even on failure or Ctrl-C. Needs Redis: CELERY_BROKER_URL when it is redis://, else
@@ -15,7 +15,8 @@ global_keyprefix, set by bench.floor.settings) and deleted at the end. Exits wit
 is unreachable.
 
 The workers are `celery -A releasehub worker --pool solo --concurrency 1` processes with bench.floor.settings
-(production runs one --pool threads worker; solo processes keep the figures free of the GIL); no beat runs.
+(the Procfile runs one worker with --pool threads --concurrency 4; solo processes keep the GIL out of the
+figures); no beat runs.
 The step is `shell` with the command `true`, run in the target's directory: the cheapest per-target kind
 that really runs something (a fork and exec). Step time is the sum of the StepRuns' finished_at -
 started_at; a StepRun's interval also covers the engine's own queries around the command (the run saved

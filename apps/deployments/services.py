@@ -243,6 +243,8 @@ def deployment_create(
     environment), ValidationFailed (strategy options, no template, no targets, an undefined
     template variable — named in the error, parameters invalid once rendered).
     """
+    if actor is not None:
+        ensure_can(actor, "deploy", environment)
     strategy, version, plan = _inputs(
         actor=actor,
         release=release,
@@ -251,8 +253,6 @@ def deployment_create(
         strategy_options=strategy_options,
         template=template,
     )
-    if actor is not None:
-        ensure_can(actor, "deploy", environment)
     now = timezone.now()
     if scheduled_for is not None and scheduled_for <= now:
         scheduled_for = None

@@ -84,10 +84,12 @@ def _query_without_page(request: HttpRequest) -> str:
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
-    """A short human duration: "0.4 s", "12 s", "3 min 5 s", "2 h 10 min"; "" without a start or an end."""
+    """A short human duration: "< 0.1 s", "0.4 s", "12 s", "3 min 5 s", "2 h 10 min"; "" without a start or an end."""
     if start is None or end is None:
         return ""
     seconds = max((end - start).total_seconds(), 0)
+    if seconds < 0.1:
+        return "< 0.1 s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     seconds = int(seconds)
@@ -188,7 +190,7 @@ def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dic
 
 
 def _progress(deployment: Deployment) -> dict[str, Any]:
-    """The Progress section: per phase, rows (a batch row, then one per target) × plan steps, each cell the
+    """The Progress section: per phase, rows (a batch row, then one per target) by plan steps, each cell the
     step's run or nothing; the rollback runs of each phase; how many cells are done. Reads the step runs
     once (logs left out)."""
     plan_steps = deployment.plan["steps"]
@@ -573,9 +575,7 @@ def template_create(request):
         else:
             messages.success(request, f"Template “{template.name}” created as version 1.")
             return redirect("deployments:template-detail", slug=template.slug)
-    return _template_form_page(
-        request, {"form": form, "title": "New deployment template", "submit": "Create template"}
-    )
+    return _template_form_page(request, {"form": form, "title": "New deployment template", "submit": "Create template"})
 
 
 @login_required
@@ -611,4 +611,3 @@ def template_edit(request, slug: str):
             "submit": "Save changes",
         },
     )
-

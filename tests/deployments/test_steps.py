@@ -587,6 +587,19 @@ def test_release_dir_second_version_then_rollback_switches_back(site):
     assert site.releases() == {"1.0", "1.1"}
 
 
+def test_release_dir_checkpoints_before_switching_so_a_rerun_still_knows_the_previous_release(site):
+    site.install("1.0", site.tar("1.0"))
+    saved: list[dict] = []
+    file = site.tar("1.1")
+    run("release_dir", {}, target=site.target, artifact=artifact(file.as_uri(), "1.1", file), checkpoint=saved.append)
+    assert saved == [{"previous": "1.0", "previous_link": "releases/1.0", "version": "1.1", "path": str(site.path)}]
+    # The worker died after the switch, before it could report: the re-run gets the checkpoint as its state.
+    rerun, _ = run("release_dir", {}, target=site.target, artifact=artifact(file.as_uri(), "1.1", file), state=saved[0])
+    assert (rerun.state["previous"], site.current()) == ("1.0", "releases/1.1")
+    site.rollback(rerun.state)
+    assert site.current() == "releases/1.0"
+
+
 def test_release_dir_rollback_of_a_first_install_removes_current(site):
     result, _ = site.install("1.0", site.tar("1.0"))
     rolled, log = site.rollback(result.state)

@@ -115,16 +115,19 @@ def test_the_list_shows_visible_deployments_with_their_release_environment_and_s
     second = stage.deploy("2.0.0")
     client.force_login(stage.deployer)
     page = html(client.get("/deployments/"))
-    assert f'href="/deployments/{first.pk}/"' in page and f'href="/deployments/{second.pk}/"' in page
+    assert f'href="/deployments/{first.pk}/"' in page
+    assert f'href="/deployments/{second.pk}/"' in page
     assert f'href="/releases/{stage.releases["1.0.0"].pk}/"' in page
     assert f'href="/environments/{stage.environment.slug}/"' in page
-    assert 'data-status="succeeded"' in page and 'data-status="running"' in page
+    assert 'data-status="succeeded"' in page
+    assert 'data-status="running"' in page
     assert stage.deployer.username in page
     assert 'aria-current="page" href="/deployments/"' in page  # the main navigation marks the section
 
     client.force_login(stage.stranger)
     page = html(client.get("/deployments/"))
-    assert 'data-testid="empty-state"' in page and "No deployments visible to you yet" in page
+    assert 'data-testid="empty-state"' in page
+    assert "No deployments visible to you yet" in page
     assert f'href="/deployments/{first.pk}/"' not in page
 
 
@@ -178,9 +181,11 @@ def test_the_detail_page_shows_status_details_and_progress_per_phase_target_and_
     deployment = run(stage.deploy(strategy="rolling", strategy_options={"batch_size": 2}))
     client.force_login(stage.viewer)
     page = html(client.get(f"/deployments/{deployment.pk}/"))
-    assert "Deployment #" in page and 'data-status="succeeded"' in page
+    assert "Deployment #" in page
+    assert 'data-status="succeeded"' in page
     assert f"v{deployment.template_version.number}" in page
-    assert deployment.plan_digest[:12] in page and f'title="sha256 {deployment.plan_digest}"' in page
+    assert deployment.plan_digest[:12] in page
+    assert f'title="sha256 {deployment.plan_digest}"' in page
     assert page.count('data-testid="phase"') == 2  # batches of 2 and 1 targets
     for name in ("web-1", "web-2", "web-3"):
         assert name in page
@@ -199,10 +204,12 @@ def test_the_progress_fragment_polls_until_the_deployment_ends(client, stage):
     fragment = html(client.get(f"/deployments/{deployment.pk}/progress/", HTTP_HX_REQUEST="true"))
     assert fragment.strip().startswith('<div id="deployment-live"')
     assert f'hx-get="/deployments/{deployment.pk}/progress/" hx-trigger="every 2s"' in fragment
-    assert 'data-status="running"' in fragment and "not started" in fragment
+    assert 'data-status="running"' in fragment
+    assert "not started" in fragment
     run(deployment)
     fragment = html(client.get(f"/deployments/{deployment.pk}/progress/", HTTP_HX_REQUEST="true"))
-    assert 'data-live="false"' in fragment and "hx-trigger" not in fragment.strip().split(">")[0]
+    assert 'data-live="false"' in fragment
+    assert "hx-trigger" not in fragment.strip().split(">")[0]
     assert 'data-status="succeeded"' in fragment
     # The page the fragment replaces polls too, while running.
     other = stage.deploy("2.0.0")
@@ -266,7 +273,9 @@ def test_the_log_fragment_escapes_what_the_step_printed(client, db):
     fragment = html(client.get(f"/deployments/{deployment.pk}/runs/{step_run.pk}/log/", HTTP_HX_REQUEST="true"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; done" in fragment
     assert "<script>alert(1)" not in fragment
-    assert 'data-testid="run-log-text"' in fragment and "Noisy" in fragment and "web-1" in fragment
+    assert 'data-testid="run-log-text"' in fragment
+    assert "Noisy" in fragment
+    assert "web-1" in fragment
     assert "hx-trigger" not in fragment  # the step ended: the log no longer refreshes
 
 
@@ -279,7 +288,8 @@ def test_secrets_appear_only_as_masked_references_in_the_plan_and_logs(client, d
     deployment = run(stage.deploy())
     client.force_login(stage.deployer)
     plan = html(client.get(f"/deployments/{deployment.pk}/plan/"))
-    assert 'data-testid="secret-ref"' in plan and "DB_PASSWORD" in plan
+    assert 'data-testid="secret-ref"' in plan
+    assert "DB_PASSWORD" in plan
     assert "⟦secret:" not in plan  # a reference is drawn as a badge, never as raw text
     assert "echo password=" in plan
     step_run = StepRun.objects.get(deployment=deployment, name="Connect")
@@ -299,10 +309,14 @@ def test_the_plan_tab_shows_strategy_phases_steps_and_rendered_parameters_per_ta
     deployment = stage.deploy(strategy="rolling", strategy_options={"batch_size": 1, "pause_seconds": 5})
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{deployment.pk}/plan/"))
-    assert 'aria-current="page" href="/deployments/{}/plan/"'.format(deployment.pk) in page
-    assert "Rolling" in page and "pause_seconds" in page and "batch_size" in page
-    assert "Batch 1</strong>: web-1" in page and "Batch 2</strong>: web-2" in page
-    assert "echo preparing web-1" in page and "echo preparing web-2" in page
+    assert f'aria-current="page" href="/deployments/{deployment.pk}/plan/"' in page
+    assert "Rolling" in page
+    assert "pause_seconds" in page
+    assert "batch_size" in page
+    assert "Batch 1</strong>: web-1" in page
+    assert "Batch 2</strong>: web-2" in page
+    assert "echo preparing web-1" in page
+    assert "echo preparing web-2" in page
     assert "echo installing 1.0.0" in page
     assert "Skipped on this target (no health check URL)." in page
     assert deployment.plan_digest in page
@@ -313,7 +327,8 @@ def test_the_history_tab_lists_the_status_changes(client, stage):
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{deployment.pk}/history/"))
     assert 'data-testid="history-table"' in page
-    assert "running" in page and "succeeded" in page
+    assert "running" in page
+    assert "succeeded" in page
     assert f"object_type=deployments.deployment&amp;object_id={deployment.pk}" in page
 
 
@@ -343,8 +358,10 @@ def test_a_deployer_resumes_a_paused_deployment_with_a_comment(client, db):
     assert deployment.status == "paused"
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{deployment.pk}/"))
-    assert "Paused, waiting for a person." in page and "Click around." in page
-    assert 'data-testid="resume-form"' in page and 'name="comment"' in page
+    assert "Paused, waiting for a person." in page
+    assert "Click around." in page
+    assert 'data-testid="resume-form"' in page
+    assert 'name="comment"' in page
     assert 'data-status="paused"' in page  # the manual step's run
     assert 'hx-trigger="every 2s"' in page  # paused is not the end: the page keeps polling
 
@@ -364,7 +381,8 @@ def test_controls_are_hidden_and_refused_without_deploy(client, db):
     client.force_login(stage.viewer)
     page = html(client.get(f"/deployments/{deployment.pk}/"))
     assert "Paused, waiting for a person." in page
-    assert 'data-testid="resume-form"' not in page and 'data-testid="deployment-controls"' not in page
+    assert 'data-testid="resume-form"' not in page
+    assert 'data-testid="deployment-controls"' not in page
     assert "Someone who may deploy to" in page
     for action in ("resume", "cancel"):
         response = client.post(f"/deployments/{deployment.pk}/{action}/", follow=True)
@@ -374,7 +392,8 @@ def test_controls_are_hidden_and_refused_without_deploy(client, db):
 
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{deployment.pk}/"))
-    assert 'data-testid="resume-form"' in page and f"/deployments/{deployment.pk}/cancel/" in page
+    assert 'data-testid="resume-form"' in page
+    assert f"/deployments/{deployment.pk}/cancel/" in page
 
 
 def test_a_failed_deployment_offers_retry_and_runs_the_failed_step_again(client, db):
@@ -383,7 +402,8 @@ def test_a_failed_deployment_offers_retry_and_runs_the_failed_step_again(client,
     assert deployment.status == "failed"
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{deployment.pk}/"))
-    assert "Failed." in page and "Flaky on web-1 failed" in page
+    assert "Failed." in page
+    assert "Flaky on web-1 failed" in page
     assert f'action="/deployments/{deployment.pk}/retry/"' in page
     assert f'action="/deployments/{deployment.pk}/rollback/"' not in page  # no earlier release to go back to
     client.post(f"/deployments/{deployment.pk}/retry/")
@@ -399,13 +419,15 @@ def test_rollback_deploys_the_previous_release_and_lands_on_the_new_deployment(c
     current = run(stage.deploy("2.0.0"))
     client.force_login(stage.deployer)
     page = html(client.get(f"/deployments/{current.pk}/"))
-    assert "Roll back to 1.0.0" in page and 'data-confirm="Roll ' in page
+    assert "Roll back to 1.0.0" in page
+    assert 'data-confirm="Roll ' in page
     response = client.post(f"/deployments/{current.pk}/rollback/")
     rollback = Deployment.objects.get(rollback_of=current)
-    assert response.status_code == 302 and response.url == f"/deployments/{rollback.pk}/"
+    assert response.status_code == 302
+    assert response.url == f"/deployments/{rollback.pk}/"
     assert rollback.release == stage.releases["1.0.0"]
     page = html(client.get(response.url))
-    assert f"rollback of <a href=\"/deployments/{current.pk}/\">#{current.pk}</a>" in page
+    assert f'rollback of <a href="/deployments/{current.pk}/">#{current.pk}</a>' in page
     assert f'href="/deployments/{rollback.pk}/">#{rollback.pk}</a>' in html(client.get(f"/deployments/{current.pk}/"))
 
 
@@ -426,10 +448,14 @@ def admin(db):
 def test_templates_list_and_detail_render_for_every_signed_in_user(client, stage):
     client.force_login(stage.stranger)
     page = html(client.get("/deployments/templates/"))
-    assert stage.template.name in page and "v1" in page and "shell" in page
+    assert stage.template.name in page
+    assert "v1" in page
+    assert "shell" in page
     assert "New template" not in page
     page = html(client.get(f"/deployments/templates/{stage.template.slug}/"))
-    assert "echo preparing" in page and "Version 1" in page and "Edit" not in page
+    assert "echo preparing" in page
+    assert "Version 1" in page
+    assert "Edit" not in page
     assert client.get(f"/deployments/templates/{stage.template.slug}/?version=7").status_code == 404
     assert client.get("/deployments/templates/nope/").status_code == 404
 
@@ -449,7 +475,8 @@ def test_the_template_form_shows_the_step_kinds_and_their_parameters(client, adm
     assert 'data-testid="step-kinds"' in page
     for kind in ("shell", "http", "health_check", "release_dir", "manual_intervention", "wait"):
         assert f'id="kind-{kind}"' in page
-    assert "instructions" in page and "What the person should check or do before resuming." in page
+    assert "instructions" in page
+    assert "What the person should check or do before resuming." in page
 
 
 def test_creating_a_template_with_invalid_steps_shows_each_problem_on_the_steps_field(client, admin):
@@ -479,9 +506,11 @@ def test_creating_a_template_lands_on_its_page(client, admin):
     client.force_login(admin)
     steps = '[{"name": "Wait a bit", "kind": "wait", "params": {"seconds": 1}}]'
     response = client.post("/deployments/templates/new/", {"slug": "waiter", "name": "Waiter", "steps": steps})
-    assert response.status_code == 302 and response.url == "/deployments/templates/waiter/"
+    assert response.status_code == 302
+    assert response.url == "/deployments/templates/waiter/"
     page = html(client.get(response.url))
-    assert "Template “Waiter” created as version 1." in page and "Wait a bit" in page
+    assert "Template “Waiter” created as version 1." in page
+    assert "Wait a bit" in page
 
 
 def test_editing_the_steps_makes_version_2_and_keeps_version_1_viewable(client, stage, admin):
@@ -495,12 +524,17 @@ def test_editing_the_steps_makes_version_2_and_keeps_version_1_viewable(client, 
     )
     assert response.status_code == 302
     template = DeploymentTemplate.objects.get(slug=slug)
-    assert template.version == 2 and template.description == "Now shorter."
+    assert template.version == 2
+    assert template.description == "Now shorter."
     page = html(client.get(f"/deployments/templates/{slug}/", follow=True))
     assert "saved as version 2" in page
-    assert "Only step" in page and "Version 2" in page and "Version 1" in page and admin.username in page
+    assert "Only step" in page
+    assert "Version 2" in page
+    assert "Version 1" in page
+    assert admin.username in page
     old = html(client.get(f"/deployments/templates/{slug}/?version=1"))
-    assert "echo preparing" in old and "You are looking at version 1" in old
+    assert "echo preparing" in old
+    assert "You are looking at version 1" in old
 
     # Same steps again: no version 3.
     client.post(f"/deployments/templates/{slug}/edit/", {"name": "Renamed", "description": "", "steps": steps})

@@ -1,5 +1,8 @@
 """Browser journeys through the deployment pages: Chromium driven by Playwright, a real Celery worker running the
-deployment, and the page following it live (htmx polling) without a reload."""
+deployment, and the page following it live (htmx polling) without a reload.
+
+Screenshots go to var/screenshots (like every journey) and to /tmp/shots.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from apps.accounts.services import team_add_member
-from apps.deployments.models import Deployment, DeploymentTemplate
+from apps.deployments.models import Deployment, DeploymentTemplate, StepRun
 from apps.deployments.services import deployment_create, template_create
 from apps.releases.services import release_create
 from tests.e2e.conftest import PASSWORD, expect, shot
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = Path("/tmp/shots")
+SHOTS = Path("/tmp/shots")  # noqa: S108 - where reviewers look at the pictures
 SECRET = "s3cret-e2e-value-never-shown"
 LIVE = 45_000  # ms: how long a live update may take (a worker runs shell steps meanwhile)
 
@@ -30,7 +33,7 @@ def snap(page: Page, name: str) -> None:
     """A full-page screenshot in var/screenshots (like every journey) and in /tmp/shots."""
     shot(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, animations="disabled")
 
 
 def navbar(page: Page):
@@ -77,7 +80,10 @@ def shop(e2e_user):
     dev = make_environment(team, "shop-dev", name="Shop development", tier="development")
     make_target(dev, "dev-1")
     failing = template_create(
-        actor=None, slug="smoke", name="Smoke", steps=[{"name": "Check", "kind": "shell", "params": {"command": "exit 4"}}]
+        actor=None,
+        slug="smoke",
+        name="Smoke",
+        steps=[{"name": "Check", "kind": "shell", "params": {"command": "exit 4"}}],
     )
     return {"staging": staging, "dev": dev, "release": release, "template": template, "failing": failing}
 
@@ -118,7 +124,10 @@ def test_a_deployer_follows_a_deployment_live_resumes_it_and_sees_it_succeed(
     expect(table.locator("tbody tr").first).to_contain_text("Shop staging")
     expect(table.locator("tbody tr").nth(1)).to_contain_text("Failed")
     snap(page, "deployments-list")
-    table.get_by_role("link", name=f"#{deployment.pk}", exact=True).click()
+    # The release's page lists where it goes; open this deployment from there.
+    table.locator("tbody tr").first.get_by_role("link", name="1.0.0").click()
+    expect(page).to_have_url(f"{live_server.url}/releases/{shop['release'].pk}/")
+    page.get_by_test_id("release-deployments").get_by_role("link", name=f"#{deployment.pk}", exact=True).click()
     expect(page).to_have_url(f"{live_server.url}/deployments/{deployment.pk}/")
     status = page.get_by_test_id("deployment-status")
     expect(status).to_have_text("Running")
@@ -136,9 +145,15 @@ def test_a_deployer_follows_a_deployment_live_resumes_it_and_sees_it_succeed(
     snap(page, "deployment-paused")
 
     # Resume with a comment; the page then follows the rest of the rollout to the end.
-    page.get_by_label("Comment").fill("Test order 1042 went through.")
+    comment = page.get_by_label("Comment")
+    comment.fill("Test order 1042 went through.")
+    with page.expect_response(lambda response: response.url.endswith("/progress/")):
+        pass  # the page refreshes under the person typing: what they typed stays (hx-preserve)
+    expect(comment).to_have_value("Test order 1042 went through.")
     page.get_by_role("button", name="Resume").click()
     expect(page.get_by_role("alert").filter(has_text="resumed")).to_be_visible()
+    manual = StepRun.objects.get(deployment=deployment, kind="manual_intervention")
+    assert manual.message == "Resumed by nora. Test order 1042 went through."
     page.evaluate("window.rhMarker = 'after resume'")
     expect(status).to_have_text("Succeeded", timeout=LIVE)
     assert page.evaluate("window.rhMarker") == "after resume"
@@ -153,6 +168,9 @@ def test_a_deployer_follows_a_deployment_live_resumes_it_and_sees_it_succeed(
     log = page.get_by_test_id("run-log-text")
     expect(log).to_contain_text("switching web-2 DB=••••••••")
     expect(page.locator("#run-log-modal")).to_contain_text("Switch")
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('#run-log-modal .modal-dialog')).transform === 'none'"
+    )
     snap(page, "deployment-log")
     page.locator("#run-log-modal").get_by_role("button", name="Close").click()
     expect(page.locator("#run-log-modal")).to_be_hidden()

@@ -54,16 +54,21 @@ def step_timeout(params: dict | None) -> float:
     return float((params or {}).get("timeout") or settings.DEPLOYMENT_STEP_TIMEOUT)
 
 
-def unit_budget(deployment: Deployment) -> float:
-    """Seconds of step time the deployment's next unit may take (the task's time limits)."""
+def _unit_timeouts(deployment: Deployment) -> list[float]:
+    """The timeout of each run in the deployment's next unit of work."""
     plan = deployment.plan
     if deployment.phase >= len(plan["phases"]) or deployment.step >= len(plan["steps"]):
-        return settings.DEPLOYMENT_STEP_TIMEOUT
+        return [settings.DEPLOYMENT_STEP_TIMEOUT]
     step = plan["steps"][deployment.step]
     if step["scope"] == "batch":
-        return step_timeout(step.get("params"))
+        return [step_timeout(step.get("params"))]
     names = plan["phases"][deployment.phase]["targets"]
-    return sum(step_timeout(plan["targets"][name]["params"][deployment.step]) for name in names)
+    return [step_timeout(plan["targets"][name]["params"][deployment.step]) for name in names]
+
+
+def unit_budget(deployment: Deployment) -> float:
+    """Seconds of step time the deployment's next unit may take (the task's time limits)."""
+    return sum(_unit_timeouts(deployment))
 
 
 def schedule(deployment: Deployment) -> None:
@@ -104,7 +109,8 @@ def claim(deployment_id: int, owner: str) -> Deployment | None:
             return None
         Deployment.objects.filter(pk=deployment.pk).update(
             lease_owner=owner,
-            lease_expires_at=_lease_for(unit_budget(deployment)),
+            # Renewed before each run of the unit, so a lost worker is noticed within one step's timeout.
+            lease_expires_at=_lease_for(max(_unit_timeouts(deployment))),
             unit_attempts=attempts,
             next_run_at=None,
         )
@@ -222,21 +228,37 @@ def _context(deployment: Deployment, target: dict | None, params: dict, state: d
     )
 
 
-def _execute(deployment: Deployment, run: StepRun, kind, params, target, *, owner: str, rollback_state=None):
+def _unit_runs(deployment: Deployment, action: str, names: list[str], name: str, kind: str) -> dict[str, StepRun]:
+    """The StepRuns of this unit by target name, the missing ones created (one query each way)."""
+    plan = deployment.plan
+    where = {"deployment": deployment, "action": action, "phase": deployment.phase, "step": deployment.step}
+    runs = {run.target_name: run for run in StepRun.objects.filter(**where, target_name__in=names)}
+    missing = [
+        StepRun(**where, target_name=t, name=name, kind=kind, target_id=plan["targets"][t]["id"] if t else None)
+        for t in names
+        if t not in runs
+    ]
+    for run in StepRun.objects.bulk_create(missing):
+        runs[run.target_name] = run
+    return runs
+
+
+def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secrets: dict, rollback_state=None):
     """Run (or roll back) one step on one target; the StepRun records every stage. Returns the StepResult."""
     now = timezone.now()
     run.status, run.attempt, run.started_at, run.finished_at = R.RUNNING, run.attempt + 1, now, None
     if run.attempt > 1:
         run.log += f"--- attempt {run.attempt} ---\n"
-    run.save(update_fields=["status", "attempt", "started_at", "finished_at", "log"])
-    Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
-        lease_expires_at=_lease_for(step_timeout(params))
-    )
-    secrets = _secrets(deployment)
+    with transaction.atomic():
+        run.save(update_fields=["status", "attempt", "started_at", "finished_at", "log"])
+        Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
+            lease_expires_at=_lease_for(step_timeout(params))
+        )
     log = StepLog(run, list(secrets.values()))  # every secret of the environment is masked, used or not
     try:
         ctx = _context(deployment, target, params, rollback_state if rollback_state is not None else run.state, secrets)
         ctx.log = log
+        ctx.checkpoint = lambda state: StepRun.objects.filter(pk=run.pk).update(state=state)
         result = kind.rollback(ctx) if rollback_state is not None else kind.run(ctx)
     except Exception as exc:  # a failing step must not kill the engine; the log says what happened
         logger.exception("deployment %s: step %s raised", deployment.pk, run.name)
@@ -268,19 +290,10 @@ def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
     step = plan["steps"][deployment.step]
     kind = steps.get(step["kind"])
     names = plan["phases"][deployment.phase]["targets"] if step["scope"] == "target" else [""]
+    runs = _unit_runs(deployment, "deploy", names, step["name"], step["kind"])
+    secrets = _secrets(deployment)
     for name in names:
-        run, _ = StepRun.objects.get_or_create(
-            deployment=deployment,
-            action="deploy",
-            phase=deployment.phase,
-            step=deployment.step,
-            target_name=name,
-            defaults={
-                "name": step["name"],
-                "kind": step["kind"],
-                "target_id": plan["targets"][name]["id"] if name else None,
-            },
-        )
+        run = runs[name]
         if run.status in DONE_STATUSES:
             continue
         target = plan["targets"][name] if name else None
@@ -292,7 +305,7 @@ def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
             continue
         if run.status == R.WAITING and run.resume_at and run.resume_at > timezone.now():
             return Outcome("waiting", resume_at=run.resume_at)
-        result = _execute(deployment, run, kind, params, target, owner=owner)
+        result = _execute(deployment, run, kind, params, target, owner=owner, secrets=secrets)
         where = f"{run.name}" + (f" on {name}" if name else "")
         if result.status == R.FAILED:
             return Outcome("failed", f"{where} failed: {result.message or 'no message'}")
@@ -310,23 +323,21 @@ def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
     kind = steps.get(step["kind"])
     if step["scope"] != "target" or not kind.reversible:
         return Outcome("done")
-    done = StepRun.objects.filter(
-        deployment=deployment, action="deploy", phase=deployment.phase, step=deployment.step, status=R.SUCCEEDED
-    ).order_by("target_name")
+    done = list(
+        StepRun.objects.filter(
+            deployment=deployment, action="deploy", phase=deployment.phase, step=deployment.step, status=R.SUCCEEDED
+        ).order_by("target_name")
+    )
+    runs = _unit_runs(deployment, "rollback", [d.target_name for d in done], f"Undo {step['name']}", step["kind"])
+    secrets = _secrets(deployment)
     for deployed in done:
-        run, _ = StepRun.objects.get_or_create(
-            deployment=deployment,
-            action="rollback",
-            phase=deployment.phase,
-            step=deployment.step,
-            target_name=deployed.target_name,
-            defaults={"name": f"Undo {step['name']}", "kind": step["kind"], "target_id": deployed.target_id},
-        )
+        run = runs[deployed.target_name]
         if run.status in DONE_STATUSES:
             continue
         target = plan["targets"][deployed.target_name]
+        params = target["params"][deployment.step]
         result = _execute(
-            deployment, run, kind, target["params"][deployment.step], target, owner=owner, rollback_state=deployed.state
+            deployment, run, kind, params, target, owner=owner, secrets=secrets, rollback_state=deployed.state
         )
         if result.status != R.SUCCEEDED:
             return Outcome("failed", f"Rolling back {step['name']} on {deployed.target_name} failed: {result.message}")

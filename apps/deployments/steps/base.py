@@ -46,6 +46,10 @@ class StepContext:
     log: Callable[[str], None]  # appends a line to the StepRun's log; masks secrets, caps the size
     state: dict[str, Any] = field(default_factory=dict)  # StepResult.state of this step's previous run
     timeout: float = 300.0  # seconds this run may take at most
+    # Saves `state` on the StepRun at once, before a side effect the step must be able to undo even if its
+    # worker dies right after (release_dir records the previous `current` before switching it). A re-run
+    # of an interrupted step finds it in `state`.
+    checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
     now: Callable[[], datetime] | None = None  # clock (timezone-aware UTC); None means timezone.now
 
 

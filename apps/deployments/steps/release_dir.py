@@ -162,14 +162,25 @@ class ReleaseDir(StepKind):
 
         try:
             releases.mkdir(parents=True, exist_ok=True)
-            previous_link = read_link(current)
+            if ctx.state.get("version") == version and "previous_link" in ctx.state:
+                previous_link = ctx.state["previous_link"]  # a re-run: what `current` was before the first run
+            else:
+                previous_link = read_link(current)
+                ctx.checkpoint(
+                    {
+                        "previous": version_of(root, previous_link),
+                        "previous_link": previous_link,
+                        "version": version,
+                        "path": str(root),
+                    }
+                )
             if self._marker(release) == digest:
                 ctx.log(f"{release} already holds {digest}: reusing it.")
             else:
                 self._install(ctx, root, release, uri, digest, strip)
             os.utime(release)  # pruning keeps the most recently installed releases
             new_link = f"releases/{version}"
-            if previous_link == new_link:
+            if read_link(current) == new_link:
                 ctx.log(f"current already points at {new_link}.")
             else:
                 switch_symlink(current, new_link)

@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from apps.core.admin import ReadOnlyAdmin
+
+from .models import Installation
+
+
+@admin.register(Installation)
+class InstallationAdmin(ReadOnlyAdmin):
+    list_display = ["target", "application", "artifact", "environment", "since", "until", "current"]
+    list_filter = ["current", "environment", "application"]
+    list_select_related = ["target", "application", "artifact", "environment"]
