@@ -32,6 +32,7 @@ from .models import (
     TemplateVersion,
 )
 from .models import DeploymentStatus as S
+from .selectors import previous_release
 from .tasks import enqueue
 
 # Which status may follow which; anything else is an InvalidTransition.
@@ -364,24 +365,6 @@ def deployment_retry(*, actor: User | None, deployment: Deployment) -> Deploymen
         transition(deployment, S.RUNNING, actor=actor)
         transaction.on_commit(lambda: enqueue(deployment.pk))
     return deployment
-
-
-def previous_release(deployment: Deployment) -> Release | None:
-    """The release of the last successful deployment of this application to this environment before
-    `deployment`, other than its own release."""
-    earlier = (
-        Deployment.objects.filter(
-            environment_id=deployment.environment_id,
-            application_id=deployment.application_id,
-            status=S.SUCCEEDED,
-            created_at__lt=deployment.created_at,
-        )
-        .exclude(release_id=deployment.release_id)
-        .select_related("release__application")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-    return earlier.release if earlier else None
 
 
 def deployment_rollback(*, actor: User | None, deployment: Deployment) -> Deployment:

@@ -27,7 +27,6 @@ from django.views.decorators.http import require_POST
 
 from apps.catalog.selectors import applications_visible_to
 from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
-from apps.core.history import HistoryEntry, history_entries, newest_first
 from apps.core.permissions import can
 from apps.core.ui import form_add_domain_error, page_or_fragment
 from apps.environments.selectors import environments_visible_to
@@ -39,7 +38,15 @@ from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRunStatus
 from .plans import SECRET_REFERENCE
-from .selectors import deployment_for, deployments_visible_to, phases_of, step_runs_of, templates_visible_to
+from .selectors import (
+    deployment_for,
+    deployment_history,
+    deployments_visible_to,
+    phases_of,
+    previous_release,
+    step_runs_of,
+    templates_visible_to,
+)
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 50
@@ -161,7 +168,7 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
     status = deployment.status
     rollback_to = None
     if may_deploy and status in ROLLBACK_FROM:
-        rollback_to = services.previous_release(deployment)
+        rollback_to = previous_release(deployment)
     controls = {
         "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
         "resume": may_deploy and status == S.PAUSED,
@@ -320,30 +327,12 @@ def deployment_plan(request, pk: int):
     return render(request, "deployments/plan.html", context)
 
 
-def _history(deployment: Deployment) -> list[HistoryEntry]:
-    """The deployment's history rows, newest first; its foreign keys shown by name. Two queries."""
-    rows = list(Deployment.history.filter(id=deployment.pk).select_related("history_user"))
-    version = deployment.template_version
-    names = {
-        "release": {deployment.release_id: deployment.release.version},
-        "environment": {deployment.environment_id: deployment.environment.slug},
-        "application": {deployment.application_id: deployment.application.slug},
-        "template_version": {version.pk: f"{version.template.slug} v{version.number}"},
-        "created_by": {deployment.created_by_id: deployment.created_by.username if deployment.created_by else ""},
-    }
-
-    def shown(field_name, value):
-        return names[field_name].get(value, value) if field_name in names else value
-
-    return newest_first(history_entries(rows, subject="deployment", label=lambda r: f"#{r.id}", values=shown))
-
-
 @login_required
 def deployment_history_tab(request, pk: int):
     """Who changed the deployment's status, when and through which channel."""
     deployment = _visible(request, pk)
     context = _base_context(request, deployment, "history")
-    context["page"] = Paginator(_history(deployment), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context["page"] = Paginator(deployment_history(deployment), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "deployments/history.html", context)
 
 

@@ -112,7 +112,7 @@ def release_plan_preview(request, pk: int):
             context["error"] = exc
         else:
             context.update(plan=plan, digest=digest, rows=plan_rows(plan))
-    return render(request, "releases/_plan_preview.html", context)
+    return render(request, "releases/_plan_output.html", context)
 
 
 @login_required

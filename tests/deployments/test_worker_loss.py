@@ -15,6 +15,7 @@ from django.db import connection
 
 from apps.deployments.models import StepRun
 from apps.inventory.models import Installation
+
 from .conftest import wait_for
 from .test_engine import deploy, wait_for_run
 
@@ -37,7 +38,7 @@ def worker_process(tmp_path, transactional_db):
             "RELEASEHUB_TEST_BROKER_OPTIONS": json.dumps(settings.CELERY_BROKER_TRANSPORT_OPTIONS),
         }
         log = open(tmp_path / f"worker-{len(started)}.log", "w")  # noqa: SIM115 (closed with the process)
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         started.append((process, log))

@@ -159,7 +159,7 @@ class StepLog:
         self.run = run
         self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
         self.text = run.log
-        self.flushed = timezone.now()
+        self.flushed = None  # the first line is written at once, later ones at most once a second
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
@@ -173,7 +173,7 @@ class StepLog:
         self.text += self.mask(line.rstrip("\n")) + "\n"
         if len(self.text) >= limit:
             self.text = self.text[:limit] + "\n[log truncated]\n"
-        if (timezone.now() - self.flushed).total_seconds() >= 1:
+        if self.flushed is None or (timezone.now() - self.flushed).total_seconds() >= 1:
             self.flush()
 
     def flush(self) -> None:
