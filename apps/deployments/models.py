@@ -115,7 +115,8 @@ class Deployment(TimestampedModel):
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     unit_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
-    history = history(excluded_fields=["lease_owner", "lease_expires_at", "next_run_at", "unit_attempts"])
+    # The plan never changes: one copy on the row is enough.
+    history = history(excluded_fields=["plan", "lease_owner", "lease_expires_at", "next_run_at", "unit_attempts"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

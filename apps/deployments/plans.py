@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -63,7 +64,27 @@ class _Undefined(StrictUndefined):
         return super()._undefined_message
 
 
-_jinja = SandboxedEnvironment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+MAX_RENDERED = 64 * 1024  # characters of one rendered parameter
+MAX_POWER = 64
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, also refusing expressions that would exhaust the worker: huge powers and repetitions."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
+            raise TemplateError(f"exponents above {MAX_POWER} are not allowed")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                repeated = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if repeated and len(sequence) * count > MAX_RENDERED:
+                    raise TemplateError(f"results longer than {MAX_RENDERED} characters are not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
 
 
 # --- Template steps ------------------------------------------------------------------------------------
@@ -86,7 +107,7 @@ def validate_steps(steps: Any) -> list[dict[str, Any]]:
             continue
         kind_name, params = step.get("kind"), step.get("params", {})
         name = step.get("name") or kind_name
-        if kind_name not in step_kinds.REGISTRY:
+        if not isinstance(kind_name, str) or kind_name not in step_kinds.REGISTRY:
             errors[f"{where}.kind"] = [
                 f"Unknown step kind {kind_name!r}; known: {', '.join(sorted(step_kinds.REGISTRY))}."
             ]
@@ -146,7 +167,10 @@ def _render(value: Any, scope: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [_render(item, scope) for item in value]
     if _is_templated(value):
-        return _jinja.from_string(value).render(scope)
+        rendered = _jinja.from_string(value).render(scope)
+        if len(rendered) > MAX_RENDERED:
+            raise TemplateError(f"the value renders to more than {MAX_RENDERED} characters")
+        return rendered
     return value
 
 
@@ -158,7 +182,9 @@ def _coerce(schema: dict, params: dict) -> dict:
         wanted = properties.get(key, {}).get("type")
         if isinstance(value, str) and wanted in ("number", "integer", "boolean"):
             with contextlib.suppress(ValueError):
-                coerced[key] = json.loads(value)
+                number = json.loads(value)
+                if not (isinstance(number, float) and not math.isfinite(number)):  # NaN, Infinity stay text
+                    coerced[key] = number
     return coerced
 
 
@@ -169,8 +195,9 @@ def render_step(step: dict, scope: dict[str, Any], *, where: str) -> dict:
         params = _render(step["params"], scope)
     except UndefinedError as exc:
         raise ValidationFailed(f"{where}: {exc.message}.", fields={"template": [f"{where}: {exc.message}."]}) from exc
-    except TemplateError as exc:
-        raise ValidationFailed(f"{where}: {exc}", fields={"template": [f"{where}: {exc}"]}) from exc
+    except Exception as exc:  # syntax, sandbox and expression errors ({{ 1 / 0 }}) alike
+        message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
+        raise ValidationFailed(f"{where}: {message}", fields={"template": [f"{where}: {message}"]}) from exc
     params = _coerce(kind.schema, params)
     problems = _schema_errors(kind.schema, params, templated_ok=False)
     if problems:

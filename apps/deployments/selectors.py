@@ -102,10 +102,10 @@ def deployment_history(deployment: Deployment) -> list[HistoryEntry]:
     return newest_first(history_entries(rows, subject="deployment", label=lambda r: f"#{r.id}", values=shown))
 
 
-def previous_release(deployment: Deployment):
-    """The release of the last successful deployment of this application to this environment before
-    `deployment`, other than its own release."""
-    earlier = (
+def previous_success(deployment: Deployment) -> Deployment | None:
+    """The last successful deployment of this application to this environment before `deployment`, of another
+    release: what a rollback goes back to."""
+    return (
         Deployment.objects.filter(
             environment_id=deployment.environment_id,
             application_id=deployment.application_id,
@@ -113,8 +113,7 @@ def previous_release(deployment: Deployment):
             created_at__lt=deployment.created_at,
         )
         .exclude(release_id=deployment.release_id)
-        .select_related("release__application")
+        .select_related("release__application", "template_version")
         .order_by("-finished_at", "-id")
         .first()
     )
-    return earlier.release if earlier else None

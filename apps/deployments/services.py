@@ -32,8 +32,7 @@ from .models import (
     TemplateVersion,
 )
 from .models import DeploymentStatus as S
-from .selectors import previous_release
-from .tasks import enqueue
+from .selectors import previous_success
 
 # Which status may follow which; anything else is an InvalidTransition.
 TRANSITIONS: dict[str, set[str]] = {
@@ -99,6 +98,12 @@ def transition(deployment: Deployment, status: str, *, reason: str = "", actor: 
         start_next_queued(deployment.environment_id)
 
 
+def _schedule(deployment: Deployment) -> None:
+    from .engine.runner import schedule  # the engine calls these services: imported when needed
+
+    schedule(deployment)
+
+
 def start_next_queued(environment_id: int) -> Deployment | None:
     """Start the oldest queued deployment of an environment if none is active there. In the caller's
     transaction; the partial unique index decides races between two starters."""
@@ -120,7 +125,7 @@ def start_next_queued(environment_id: int) -> Deployment | None:
     except IntegrityError:  # another deployment became active in the meantime; this one stays queued
         candidate.refresh_from_db()
         return None
-    transaction.on_commit(lambda: enqueue(candidate.pk))
+    _schedule(candidate)
     return candidate
 
 
@@ -178,7 +183,9 @@ def latest_version(template: DeploymentTemplate) -> TemplateVersion:
 # --- Deployments ---------------------------------------------------------------------------------------
 
 
-def _choose_template(release: Release, environment: Environment, template: DeploymentTemplate | None):
+def _choose_template(release: Release, environment: Environment, template, version=None) -> TemplateVersion:
+    if version is not None:
+        return version
     template = template or release.application.default_template or environment.default_template
     if template is None:
         raise ValidationFailed(
@@ -188,13 +195,13 @@ def _choose_template(release: Release, environment: Environment, template: Deplo
     return latest_version(template)
 
 
-def _inputs(*, actor, release, environment, strategy, strategy_options, template):
+def _inputs(*, actor, release, environment, strategy, strategy_options, template, template_version=None):
     if actor is not None:
         ensure_can(actor, "view", environment)
         if not can(actor, "view", release.application):
             raise NotFound("No such release.")
     strategy = strategy or Strategy.ALL_AT_ONCE
-    version = _choose_template(release, environment, template)
+    version = _choose_template(release, environment, template, template_version)
     plan = plans.build_plan(
         release=release,
         environment=environment,
@@ -236,28 +243,33 @@ def deployment_create(
     template: DeploymentTemplate | None = None,
     scheduled_for: datetime | None = None,
     rollback_of: Deployment | None = None,
+    template_version: TemplateVersion | None = None,
 ) -> Deployment:
     """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
     the environment is free, `queued` behind the active one otherwise.
 
     Raises NotFound (invisible release or environment), PermissionDenied (no `deploy` on the
     environment), ValidationFailed (strategy options, no template, no targets, an undefined
-    template variable — named in the error, parameters invalid once rendered).
+    template variable — named in the error, parameters invalid once rendered). `template_version`
+    pins a version (rollbacks redeploy with the one that succeeded before).
     """
     if actor is not None:
         ensure_can(actor, "deploy", environment)
-    strategy, version, plan = _inputs(
-        actor=actor,
-        release=release,
-        environment=environment,
-        strategy=strategy,
-        strategy_options=strategy_options,
-        template=template,
-    )
     now = timezone.now()
     if scheduled_for is not None and scheduled_for <= now:
         scheduled_for = None
     with transaction.atomic():
+        # Locked while the plan is made, so the release cannot change between its plan and its first use.
+        release = Release.objects.select_for_update(of=("self",)).select_related("application").get(pk=release.pk)
+        strategy, version, plan = _inputs(
+            actor=actor,
+            release=release,
+            environment=environment,
+            strategy=strategy,
+            strategy_options=strategy_options,
+            template=template,
+            template_version=template_version,
+        )
         deployment = Deployment.objects.create(
             release=release,
             environment=environment,
@@ -316,6 +328,8 @@ def deployment_cancel(*, actor: User | None, deployment: Deployment, reason: str
         deployment = _locked(deployment)
         if deployment.is_final:
             raise InvalidTransition(f"{deployment} has ended ({deployment.get_status_display().lower()}).")
+        if deployment.mode == "rollback" and deployment.status == S.RUNNING:
+            raise InvalidTransition(f"{deployment} is rolling back; a half-done rollback would be worse. Wait for it.")
         reason = reason or f"Cancelled by {actor.username if actor else 'the system'}."
         busy = (
             deployment.status == S.RUNNING
@@ -347,8 +361,9 @@ def deployment_resume(*, actor: User | None, deployment: Deployment, comment: st
             run.message = f"Resumed by {who}." + (f" {comment}" if comment else "")
             run.save(update_fields=["status", "finished_at", "message"])
         deployment.step_runs.filter(status=StepRunStatus.INTERRUPTED).update(status=StepRunStatus.PENDING)
+        deployment.cancel_requested = False
         transition(deployment, S.RUNNING, actor=actor, comment=comment)
-        transaction.on_commit(lambda: enqueue(deployment.pk))
+        _schedule(deployment)
     return deployment
 
 
@@ -359,11 +374,22 @@ def deployment_retry(*, actor: User | None, deployment: Deployment) -> Deploymen
         deployment = _locked(deployment)
         if deployment.status != S.FAILED or deployment.mode != "deploy":
             raise InvalidTransition("Only a failed deployment that was not rolled back can be retried.")
-        if Deployment.objects.filter(environment_id=deployment.environment_id, status__in=ACTIVE_STATUSES).exists():
-            raise InvalidTransition(f"Another deployment is active in {deployment.environment.name}; retry later.")
+        later = Deployment.objects.filter(
+            environment_id=deployment.environment_id, created_at__gt=deployment.created_at
+        )
+        if later.exclude(status__in=(S.CANCELLED, S.REJECTED)).exists():
+            raise InvalidTransition(
+                f"A later deployment to {deployment.environment.name} exists; retrying this one would undo it."
+            )
         deployment.cancel_requested, deployment.finished_at = False, None
-        transition(deployment, S.RUNNING, actor=actor)
-        transaction.on_commit(lambda: enqueue(deployment.pk))
+        try:
+            with transaction.atomic():
+                transition(deployment, S.RUNNING, actor=actor)
+        except IntegrityError:
+            raise InvalidTransition(
+                f"Another deployment is active in {deployment.environment.name}; retry when it has ended."
+            ) from None
+        _schedule(deployment)
     return deployment
 
 
@@ -371,15 +397,15 @@ def deployment_rollback(*, actor: User | None, deployment: Deployment) -> Deploy
     """A new deployment of the previous successful release of the application to the environment, with
     the same strategy and options. Raises Conflict when there is none."""
     _ensure_deploy(actor, deployment)
-    release = previous_release(deployment)
-    if release is None:
+    earlier = previous_success(deployment)
+    if earlier is None:
         raise InvalidTransition(f"No earlier successful release of {deployment.application.slug} to roll back to.")
     return deployment_create(
         actor=actor,
-        release=release,
+        release=earlier.release,
         environment=deployment.environment,
         strategy=deployment.strategy,
         strategy_options=deployment.strategy_options,
-        template=deployment.template_version.template,
+        template_version=earlier.template_version,
         rollback_of=deployment,
     )

@@ -43,7 +43,7 @@ from .selectors import (
     deployment_history,
     deployments_visible_to,
     phases_of,
-    previous_release,
+    previous_success,
     step_runs_of,
     templates_visible_to,
 )
@@ -168,7 +168,8 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
     status = deployment.status
     rollback_to = None
     if may_deploy and status in ROLLBACK_FROM:
-        rollback_to = previous_release(deployment)
+        earlier = previous_success(deployment)
+        rollback_to = earlier.release if earlier else None
     controls = {
         "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
         "resume": may_deploy and status == S.PAUSED,

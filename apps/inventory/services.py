@@ -45,26 +45,29 @@ def record_installation(*, deployment, target_id: int, artifact_id: int) -> Inst
 
 def record_rollback(*, deployment, target_id: int) -> Installation | None:
     """The deployment's installation on the target was undone: what it replaced runs again (a new record,
-    so the timeline shows the rollback); nothing runs there when it replaced nothing."""
+    so the timeline shows the rollback); nothing runs there when it replaced nothing. Recording the same
+    rollback twice (two undone steps, a re-run) changes nothing."""
     with transaction.atomic():
         now = timezone.now()
+        application_id = deployment.application_id
         mine = (
-            Installation.objects.filter(
-                target_id=target_id, deployment=deployment, application_id=deployment.application_id
-            )
+            Installation.objects.filter(target_id=target_id, deployment=deployment, application_id=application_id)
             .select_related("replaced")
-            .order_by("-since")
+            .order_by("since", "id")
             .first()
         )
-        if mine is None or not mine.current:
-            return None
-        _close_current(target_id, deployment.application_id, now)
+        current = Installation.objects.filter(target_id=target_id, application_id=application_id, current=True).first()
+        if mine is None or current is None or current.deployment_id != deployment.pk:
+            return None  # nothing installed by this deployment runs there (any more)
+        if current.pk != mine.pk:
+            return current  # restored already
+        _close_current(target_id, application_id, now)
         if mine.replaced is None:
             return None
         return Installation.objects.create(
             environment_id=deployment.environment_id,
             target_id=target_id,
-            application_id=deployment.application_id,
+            application_id=application_id,
             artifact_id=mine.replaced.artifact_id,
             deployment=deployment,
             replaced=mine,

@@ -6,6 +6,7 @@ import pytest
 
 from apps.accounts.services import team_add_member
 from apps.audit.models import AuditEvent
+from apps.catalog.services import application_grant
 from apps.deployments.models import Deployment
 from apps.deployments.services import deployment_create, template_create
 from apps.environments.services import environment_grant, variable_create
@@ -107,20 +108,52 @@ def test_bad_deploy_requests_are_400_with_the_field(setup, body, field):
 
 
 def test_deploy_needs_the_deploy_permission_and_the_scope(setup):
-    viewer = make_user("vic")
-    team_add_member(actor=None, team=setup["team"], user=viewer)
-    other = make_team()
-    environment_grant(actor=None, environment=setup["env"], team=other, action="view")
-    watcher = make_user("walt")
-    team_add_member(actor=None, team=other, user=watcher)
     url = f"/api/v1/releases/{setup['release'].pk}/deploy/"
     payload = {"environment": "qa", "template": "announce"}
     assert bearer_client(setup["dora"], scopes=("read",)).post(url, payload, format="json").status_code == 403
+    # vic sees the environment and the application, but may not deploy
+    onlooker = make_team()
+    environment_grant(actor=None, environment=setup["env"], team=onlooker, action="view")
+    application_grant(actor=None, application=setup["app"], team=onlooker, action="view")
+    vic = make_user("vic")
+    team_add_member(actor=None, team=onlooker, user=vic)
+    response = bearer_client(vic, scopes=("read", "deployments:write")).post(url, payload, format="json")
+    assert response.status_code == 403, response.json()
     # walt sees the environment but not the application: the release does not exist for him
+    outsider = make_team()
+    environment_grant(actor=None, environment=setup["env"], team=outsider, action="view")
+    walt = make_user("walt")
+    team_add_member(actor=None, team=outsider, user=walt)
     assert (
-        bearer_client(watcher, scopes=("read", "deployments:write")).post(url, payload, format="json").status_code
-        == 404
+        bearer_client(walt, scopes=("read", "deployments:write")).post(url, payload, format="json").status_code == 404
     )
+    # an environment dora cannot see is as unknown as one that does not exist
+    make_environment(make_team(), "hidden")
+    for slug in ("hidden", "nowhere"):
+        response = setup["client"].post(url, {**payload, "environment": slug}, format="json")
+        assert response.status_code == 400
+        assert response.json()["fields"]["environment"] == [f"Unknown environment {slug!r}."]
+    assert not Deployment.objects.exists()
+
+
+def test_templates_that_would_exhaust_a_worker_or_break_rendering_are_400(setup):
+    url = f"/api/v1/releases/{setup['release'].pk}/deploy/"
+    for index, command in enumerate(["{{ 'a' * 10000000 }}", "{{ 2 ** 100000000 }}", "{{ 1 / 0 }}"]):
+        slug = f"evil-{index}"
+        template_create(
+            actor=None, slug=slug, name=slug, steps=[{"name": "x", "kind": "shell", "params": {"command": command}}]
+        )
+        response = setup["client"].post(url, {"environment": "qa", "template": slug}, format="json")
+        assert response.status_code == 400, command
+        assert "template" in response.json()["fields"]
+    admin = bearer_client(make_user("root", is_superuser=True, is_staff=True), scopes=("read", "config:write"))
+    odd = admin.post(
+        "/api/v1/deployment-templates/",
+        {"slug": "odd", "name": "Odd", "steps": [{"name": "x", "kind": ["shell"], "params": {}}]},
+        format="json",
+    )
+    assert odd.status_code == 400
+    assert "steps[1].kind" in odd.json()["fields"]
 
 
 def test_plan_digest_is_stable_and_follows_every_input(setup):

@@ -7,6 +7,8 @@ import time
 import pytest
 from django.db import IntegrityError, transaction
 
+from apps.audit.models import AuditEvent
+from apps.core.errors import InvalidTransition
 from apps.deployments.engine import runner
 from apps.deployments.models import Deployment, StepRun
 from apps.deployments.plans import canonical_json
@@ -149,7 +151,8 @@ def test_cancel_mid_rollout_stops_after_the_current_unit(stage, celery_worker):
     )
     deployment = deploy(s, "1.0.0", strategy="rolling", strategy_options={"batch_size": 1, "health_gate": False})
     wait_for_run(deployment, name="Warm up", status="running")
-    deployment_cancel(actor=s.deployer, deployment=deployment)
+    requested = deployment_cancel(actor=s.deployer, deployment=deployment)
+    assert (requested.status, requested.cancel_requested) == ("running", True)  # the unit in progress finishes
     deployment = wait_for(deployment)
     assert deployment.status == "cancelled"
     assert [s.current(t) for t in s.targets] == ["1.0.0", None, None, None]
@@ -178,6 +181,49 @@ def test_secrets_reach_the_step_but_never_its_log_or_the_plan(stage, celery_work
     assert "hunter2" not in run.log
     assert "hunter2" not in canonical_json(deployment.plan)
     assert "⟦secret:DB_PASSWORD⟧" in canonical_json(deployment.plan)
+
+
+def test_a_secret_in_a_message_is_masked_in_the_reason_history_and_audit_trail(stage, celery_worker):
+    s = stage(
+        targets=1,
+        steps=[
+            {"name": "Check", "kind": "manual_intervention", "params": {"instructions": "Sign in with {{ var.PW }}."}}
+        ],
+    )
+    variable_create(actor=None, environment=s.environment, name="PW", value="hunter2-very-secret", secret=True)
+    deployment = wait_for(deploy(s, "1.0.0", strategy_options={"health_gate": False}), {"paused"})
+    assert deployment.status_reason.endswith("Sign in with ••••••••.")
+    kept = [
+        *AuditEvent.objects.filter(object_id=str(deployment.pk)).values_list("details_json", flat=True),
+        *deployment.history.values_list("status_reason", flat=True),
+        *StepRun.objects.filter(deployment=deployment).values_list("message", flat=True),
+    ]
+    assert kept
+    assert not [text for text in kept if "hunter2" in text]
+
+
+def test_cancel_during_a_wait_ends_the_deployment_at_once(stage, celery_worker):
+    s = stage(targets=1, steps=[{"name": "Soak", "kind": "wait", "params": {"seconds": 3600}}])
+    deployment = deploy(s, "1.0.0", strategy_options={"health_gate": False})
+    wait_for_run(deployment, name="Soak", status="waiting")
+    assert deployment_cancel(actor=s.deployer, deployment=deployment).status == "cancelled"
+
+
+def test_a_rollback_in_progress_cannot_be_cancelled_and_an_old_failure_cannot_be_retried(stage, celery_worker):
+    s = stage(targets=2)
+    assert wait_for(deploy(s, "1.0.0")).status == "succeeded"
+    s.server.unhealthy.add("web-2")
+    failed = wait_for(deploy(s, "2.0.0", strategy_options={"health_timeout": 1}))
+    assert failed.status == "failed"
+    s.server.unhealthy.clear()
+    assert wait_for(deploy(s, "1.0.0")).status == "succeeded"
+    with pytest.raises(InvalidTransition, match="later deployment"):
+        deployment_retry(actor=s.deployer, deployment=failed)
+    failed.refresh_from_db()
+    Deployment.objects.filter(pk=failed.pk).update(status="running", mode="rollback")  # as the engine leaves it
+    failed.refresh_from_db()
+    with pytest.raises(InvalidTransition, match="rolling back"):
+        deployment_cancel(actor=s.deployer, deployment=failed)
 
 
 def wait_for_run(deployment, *, name: str, status: str, attempt: int | None = None, timeout: float = 30) -> StepRun:

@@ -85,3 +85,13 @@ def test_the_database_keeps_one_open_record_per_target_and_application(scene):
             deployment=deployments["2.0.0"],
             since=first.since,
         )
+
+
+def test_undoing_twice_restores_once(scene):
+    target, builds, deployments = scene["target"], scene["builds"], scene["deployments"]
+    record_installation(deployment=deployments["1.0.0"], target_id=target.pk, artifact_id=builds["1.0.0"].pk)
+    record_installation(deployment=deployments["2.0.0"], target_id=target.pk, artifact_id=builds["2.0.0"].pk)
+    first = record_rollback(deployment=deployments["2.0.0"], target_id=target.pk)
+    again = record_rollback(deployment=deployments["2.0.0"], target_id=target.pk)
+    assert again == first
+    assert [i.artifact.version for i in current_installations(target=target)] == ["1.0.0"]

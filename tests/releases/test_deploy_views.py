@@ -26,7 +26,13 @@ def browser(user) -> Client:
     return client
 
 
-STEPS = [{"name": "Say", "kind": "shell", "params": {"command": "echo {{ var.GREETING }} to {{ target.name }}"}}]
+STEPS = [
+    {
+        "name": "Say",
+        "kind": "shell",
+        "params": {"command": "echo {{ var.GREETING }} to {{ target.name }} with {{ var.TOKEN }}"},
+    }
+]
 
 
 @pytest.fixture
@@ -50,9 +56,9 @@ def test_the_preview_shows_the_rendered_plan_and_its_digest(page):
     response = page["client"].get(url)
     html = response.content.decode()
     assert response.status_code == 200
-    assert "echo hello to web-1" in html
+    assert "echo hello to web-1 with •••••••• (secret TOKEN)" in html
     assert 'data-testid="plan-digest"' in html
-    assert "s3cr3t" not in html  # variables of the plan stay out of the page; secrets are references anyway
+    assert "s3cr3t" not in html
 
 
 def test_an_undefined_variable_is_shown_before_anything_runs(page):

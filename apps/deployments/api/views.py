@@ -4,8 +4,10 @@ from rest_framework import mixins, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.core.errors import ValidationFailed
 from apps.core.idempotency import idempotent
 from apps.core.viewsets import ServiceViewSet
+from apps.environments.selectors import environments_visible_to
 from apps.releases.selectors import release_for
 
 from .. import services
@@ -101,7 +103,12 @@ class ReleaseDeployView(views.APIView):
         release = release_for(request.user, pk)
         data = DeployRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        deployment = services.deployment_create(actor=request.user, release=release, **data.validated_data)
+        values = dict(data.validated_data)
+        slug = values.pop("environment")
+        environment = environments_visible_to(request.user).filter(slug=slug).first()
+        if environment is None:  # unknown and invisible look the same
+            raise ValidationFailed(fields={"environment": [f"Unknown environment {slug!r}."]})
+        deployment = services.deployment_create(actor=request.user, release=release, environment=environment, **values)
         deployment = deployments_visible_to(request.user).defer(None).get(pk=deployment.pk)
         return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
 

@@ -39,6 +39,7 @@ from ..tasks import enqueue
 
 logger = logging.getLogger(__name__)
 MASK = "••••••••"
+MESSAGE_GRACE = 30  # seconds a sent `advance` message may take to reach a worker before the dispatcher resends
 DONE_STATUSES = (R.SUCCEEDED, R.SKIPPED)
 
 
@@ -50,8 +51,11 @@ def _lease_for(seconds: float) -> datetime:
     return timezone.now() + timedelta(seconds=seconds + settings.DEPLOYMENT_LEASE_MARGIN)
 
 
-def step_timeout(params: dict | None) -> float:
-    return float((params or {}).get("timeout") or settings.DEPLOYMENT_STEP_TIMEOUT)
+def step_timeout(kind: str, params: dict | None) -> float:
+    """Seconds one run of a step may take: what its kind says of these parameters, or the default."""
+    registered = steps.REGISTRY.get(kind)
+    budget = registered.budget(params or {}) if registered else None
+    return float(budget or settings.DEPLOYMENT_STEP_TIMEOUT)
 
 
 def _unit_timeouts(deployment: Deployment) -> list[float]:
@@ -61,9 +65,9 @@ def _unit_timeouts(deployment: Deployment) -> list[float]:
         return [settings.DEPLOYMENT_STEP_TIMEOUT]
     step = plan["steps"][deployment.step]
     if step["scope"] == "batch":
-        return [step_timeout(step.get("params"))]
+        return [step_timeout(step["kind"], step.get("params"))]
     names = plan["phases"][deployment.phase]["targets"]
-    return [step_timeout(plan["targets"][name]["params"][deployment.step]) for name in names]
+    return [step_timeout(step["kind"], plan["targets"][name]["params"][deployment.step]) for name in names]
 
 
 def unit_budget(deployment: Deployment) -> float:
@@ -72,8 +76,14 @@ def unit_budget(deployment: Deployment) -> float:
 
 
 def schedule(deployment: Deployment) -> None:
-    """Enqueue the deployment's next unit once the current transaction commits."""
+    """Enqueue the deployment's next unit once the current transaction commits.
+
+    The row gets an ownerless lease for MESSAGE_GRACE seconds: the message is on its way, so the
+    dispatcher leaves the deployment alone until then, and sends another only if it was lost.
+    """
     pk, budget = deployment.pk, unit_budget(deployment)
+    grace = timezone.now() + timedelta(seconds=MESSAGE_GRACE)
+    Deployment.objects.filter(pk=pk).update(lease_owner="", lease_expires_at=grace)
     transaction.on_commit(lambda: enqueue(pk, budget))
 
 
@@ -93,7 +103,8 @@ def claim(deployment_id: int, owner: str) -> Deployment | None:
         )
         if deployment is None:
             return None
-        if deployment.lease_expires_at is not None and deployment.lease_expires_at > now:
+        held = deployment.lease_owner and deployment.lease_expires_at and deployment.lease_expires_at > now
+        if held:
             return None
         if deployment.next_run_at is not None and deployment.next_run_at > now:
             return None
@@ -127,7 +138,8 @@ def _recover(deployment: Deployment) -> bool:
         run.status = R.INTERRUPTED
         run.message = "Its worker stopped while it ran."
         run.save(update_fields=["status", "message"])
-        if not steps.get(run.kind).idempotent:
+        registered = steps.REGISTRY.get(run.kind)
+        if registered is None or not registered.idempotent:
             unsafe.append(run)
     if not unsafe:
         return True
@@ -144,9 +156,13 @@ def _recover(deployment: Deployment) -> bool:
 # --- Running one unit ----------------------------------------------------------------------------------
 
 
+class LeaseLost(Exception):
+    """This worker no longer holds the deployment: it stops at once and records nothing."""
+
+
 @dataclass
 class Outcome:
-    kind: str  # "done", "failed", "waiting", "paused", "lost"
+    kind: str  # "done", "failed", "waiting", "paused"
     message: str = ""
     resume_at: datetime | None = None
 
@@ -199,7 +215,7 @@ def _substitute(value: Any, lookup) -> Any:
     return value
 
 
-def _context(deployment: Deployment, target: dict | None, params: dict, state: dict, secrets) -> steps.StepContext:
+def _context(deployment, kind: str, target: dict | None, params: dict, state: dict, secrets) -> steps.StepContext:
     """The StepContext of one run: secret references replaced by their values (a target's own first)."""
     plan = deployment.plan
 
@@ -224,7 +240,7 @@ def _context(deployment: Deployment, target: dict | None, params: dict, state: d
         env=env,
         log=lambda line: None,
         state=state,
-        timeout=step_timeout(params),
+        timeout=step_timeout(kind, params),
     )
 
 
@@ -250,19 +266,23 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
     if run.attempt > 1:
         run.log += f"--- attempt {run.attempt} ---\n"
     with transaction.atomic():
-        run.save(update_fields=["status", "attempt", "started_at", "finished_at", "log"])
-        Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
-            lease_expires_at=_lease_for(step_timeout(params))
+        renewed = Deployment.objects.filter(pk=deployment.pk, lease_owner=owner, status=S.RUNNING).update(
+            lease_expires_at=_lease_for(step_timeout(kind.name, params))
         )
+        if not renewed:  # the lease expired and another worker took over, or the deployment ended
+            raise LeaseLost
+        run.save(update_fields=["status", "attempt", "started_at", "finished_at", "log"])
     log = StepLog(run, list(secrets.values()))  # every secret of the environment is masked, used or not
     try:
-        ctx = _context(deployment, target, params, rollback_state if rollback_state is not None else run.state, secrets)
+        state = rollback_state if rollback_state is not None else run.state
+        ctx = _context(deployment, kind.name, target, params, state, secrets)
         ctx.log = log
         ctx.checkpoint = lambda state: StepRun.objects.filter(pk=run.pk).update(state=state)
         result = kind.rollback(ctx) if rollback_state is not None else kind.run(ctx)
     except Exception as exc:  # a failing step must not kill the engine; the log says what happened
-        logger.exception("deployment %s: step %s raised", deployment.pk, run.name)
-        result = steps.StepResult(steps.StepStatus.FAILED, f"{type(exc).__name__}: {log.mask(str(exc))}")
+        message = f"{type(exc).__name__}: {log.mask(str(exc))}"
+        logger.warning("deployment %s: step %s raised %s", deployment.pk, run.name, message)  # no traceback: secrets
+        result = steps.StepResult(steps.StepStatus.FAILED, message)
     if result.message:
         log(result.message)
     run.log = log.text
@@ -307,12 +327,13 @@ def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
             return Outcome("waiting", resume_at=run.resume_at)
         result = _execute(deployment, run, kind, params, target, owner=owner, secrets=secrets)
         where = f"{run.name}" + (f" on {name}" if name else "")
+        # run.message, not result.message: the run's copy has the secrets masked.
         if result.status == R.FAILED:
-            return Outcome("failed", f"{where} failed: {result.message or 'no message'}")
+            return Outcome("failed", f"{where} failed: {run.message or 'no message'}")
         if result.status == R.WAITING:
             return Outcome("waiting", resume_at=result.resume_at or timezone.now())
         if result.status == R.PAUSED:
-            return Outcome("paused", f"{where}: {result.message}")
+            return Outcome("paused", f"{where}: {run.message}")
     return Outcome("done")
 
 
@@ -340,7 +361,7 @@ def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
             deployment, run, kind, params, target, owner=owner, secrets=secrets, rollback_state=deployed.state
         )
         if result.status != R.SUCCEEDED:
-            return Outcome("failed", f"Rolling back {step['name']} on {deployed.target_name} failed: {result.message}")
+            return Outcome("failed", f"Rolling back {step['name']} on {deployed.target_name} failed: {run.message}")
     return Outcome("done")
 
 
@@ -379,45 +400,48 @@ def _record(deployment_id: int, owner: str, outcome: Outcome) -> None:
         if deployment.lease_owner != owner or deployment.status != S.RUNNING:
             return  # the lease was lost (taken over after expiry) or the deployment ended meanwhile
         now = timezone.now()
-        bookkeeping = {"lease_owner": "", "lease_expires_at": None, "unit_attempts": 0}
-        if outcome.kind == "waiting":
-            Deployment.objects.filter(pk=deployment.pk).update(next_run_at=outcome.resume_at, **bookkeeping)
-            return
-        Deployment.objects.filter(pk=deployment.pk).update(**bookkeeping)
-        if outcome.kind == "paused":
-            services.transition(deployment, S.PAUSED, reason=outcome.message)
-            return
+        Deployment.objects.filter(pk=deployment.pk).update(lease_owner="", lease_expires_at=None, unit_attempts=0)
         if outcome.kind == "failed":
-            if (
-                deployment.mode == "deploy"
-                and deployment.strategy_options.get("rollback_on_failure")
-                and _has_undo_work(deployment)
-            ):
-                Deployment.objects.filter(pk=deployment.pk).update(mode="rollback")
-                deployment.mode = "rollback"
-                deployment.status_reason = f"{outcome.message} Rolling back."
-                deployment.save(update_fields=["status_reason", "updated_at"])
-                schedule(deployment)
-                return
-            services.transition(deployment, S.FAILED, reason=outcome.message)
-            return
-        if deployment.cancel_requested:
+            _fail(deployment, outcome.message)
+        elif deployment.cancel_requested and deployment.mode == "deploy":
             services.transition(deployment, S.CANCELLED, reason="Cancelled; stopped after the unit in progress.")
-            return
-        cursor = _next_cursor(deployment)
-        if cursor is None:
-            final = S.ROLLED_BACK if deployment.mode == "rollback" else S.SUCCEEDED
-            services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
-            return
-        phase, step = cursor
-        delay = None
-        if deployment.mode == "deploy" and phase != deployment.phase:
-            pause = deployment.plan["strategy"].get("pause_seconds", 0)
-            delay = now + timedelta(seconds=pause) if pause else None
-        Deployment.objects.filter(pk=deployment.pk).update(phase=phase, step=step, next_run_at=delay)
-        deployment.phase, deployment.step = phase, step
-        if delay is None:
-            schedule(deployment)
+        elif outcome.kind == "waiting":
+            Deployment.objects.filter(pk=deployment.pk).update(next_run_at=outcome.resume_at)
+        elif outcome.kind == "paused":
+            services.transition(deployment, S.PAUSED, reason=outcome.message)
+        else:
+            _move_on(deployment, now)
+
+
+def _fail(deployment: Deployment, message: str) -> None:
+    """A unit failed: roll the updated targets back when the strategy says so, else the deployment fails."""
+    rollback = deployment.strategy_options.get("rollback_on_failure")
+    if deployment.mode == "deploy" and rollback and _has_undo_work(deployment):
+        Deployment.objects.filter(pk=deployment.pk).update(mode="rollback", cancel_requested=False)
+        deployment.mode = "rollback"
+        deployment.status_reason = f"{message} Rolling back."
+        deployment.save(update_fields=["status_reason", "updated_at"])
+        schedule(deployment)
+    else:
+        services.transition(deployment, S.FAILED, reason=message)
+
+
+def _move_on(deployment: Deployment, now) -> None:
+    """The unit is done: the next one now (or after the strategy's pause), or the end."""
+    cursor = _next_cursor(deployment)
+    if cursor is None:
+        final = S.ROLLED_BACK if deployment.mode == "rollback" else S.SUCCEEDED
+        services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
+        return
+    phase, step = cursor
+    pause = deployment.plan["strategy"].get("pause_seconds", 0)
+    delay = (
+        now + timedelta(seconds=pause) if deployment.mode == "deploy" and phase != deployment.phase and pause else None
+    )
+    Deployment.objects.filter(pk=deployment.pk).update(phase=phase, step=step, next_run_at=delay)
+    deployment.phase, deployment.step = phase, step
+    if delay is None:
+        schedule(deployment)
 
 
 def advance(deployment_id: int) -> None:
@@ -429,6 +453,9 @@ def advance(deployment_id: int) -> None:
     runner = _run_rollback_unit if deployment.mode == "rollback" else _run_deploy_unit
     try:
         outcome = runner(deployment, owner)
+    except LeaseLost:
+        logger.warning("deployment %s: lease lost to another worker; stopping this unit", deployment_id)
+        return
     except Exception:
         logger.exception("deployment %s: unit failed unexpectedly", deployment_id)
         outcome = Outcome("failed", "The engine failed while running this unit; see the worker's log.")
@@ -459,14 +486,18 @@ def dispatch() -> int:
         with transaction.atomic():
             if services.start_next_queued(environment_id):
                 handed += 1
-    # Due (a wait ended, or a message was lost) or stalled (the lease holder died).
+    # Due (a wait ended, a message was lost) or stalled (the lease holder died).
     running = Deployment.objects.filter(status=S.RUNNING)
     stalled = (
         running.filter(lease_expires_at__lt=now)
         | running.filter(lease_expires_at__isnull=True, next_run_at__lte=now)
         | running.filter(lease_expires_at__isnull=True, next_run_at__isnull=True)
     )
-    for deployment in stalled.only("pk", "plan", "phase", "step"):
-        enqueue(deployment.pk, unit_budget(deployment))
+    for deployment in stalled.only("pk", "plan", "phase", "step", "lease_owner"):
+        if deployment.lease_owner:  # a dead worker's lease: the claim recovers it
+            enqueue(deployment.pk, unit_budget(deployment))
+        else:
+            with transaction.atomic():
+                schedule(deployment)
         handed += 1
     return handed

@@ -292,7 +292,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("status_reason", models.TextField(blank=True, help_text="Why it paused, failed or was cancelled.")),
-                ("plan", models.JSONField(editable=False)),
                 (
                     "plan_digest",
                     models.CharField(editable=False, help_text="SHA-256 of the plan's canonical JSON.", max_length=64),

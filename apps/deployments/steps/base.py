@@ -67,6 +67,11 @@ class StepKind:
     def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
 
+    def budget(self, params: dict[str, Any]) -> float | None:
+        """The longest one run may take with these parameters (its lease and time limits); None: the default."""
+        timeout = params.get("timeout")
+        return float(timeout) if isinstance(timeout, int | float) else None
+
     def rollback(self, ctx: StepContext) -> StepResult:
         """Undo run() on this target, with ctx.state as run() left it. Default: nothing to undo."""
         return StepResult(StepStatus.SUCCEEDED, "Nothing to undo.")

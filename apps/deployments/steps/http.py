@@ -59,6 +59,11 @@ class Http(StepKind):
         "additionalProperties": False,
     }
 
+    def budget(self, params: dict[str, Any]) -> float:
+        """Every attempt may take `timeout`, with `retry_delay` between them."""
+        retries = int(params.get("retries", 0))
+        return float(params.get("timeout", 30)) * (retries + 1) + float(params.get("retry_delay", 2)) * retries
+
     def run(self, ctx: StepContext) -> StepResult:
         params = ctx.params
         url: str = params["url"]
