@@ -331,8 +331,9 @@ def deployment_cancel(*, actor: User | None, deployment: Deployment, reason: str
         if deployment.mode == "rollback" and deployment.status == S.RUNNING:
             raise InvalidTransition(f"{deployment} is rolling back; a half-done rollback would be worse. Wait for it.")
         reason = reason or f"Cancelled by {actor.username if actor else 'the system'}."
-        busy = (
+        busy = (  # a worker is running a unit (an ownerless lease only means a message is on its way)
             deployment.status == S.RUNNING
+            and deployment.lease_owner
             and deployment.lease_expires_at is not None
             and deployment.lease_expires_at > timezone.now()
         )

@@ -222,6 +222,9 @@ def test_controls(setup):
     assert client.post("/api/v1/deployments/999999/cancel/").status_code == 404
     reader = bearer_client(setup["dora"], scopes=("read",))
     assert reader.post(f"/api/v1/deployments/{first.pk}/cancel/").status_code == 403
+    # Running, its next unit's message on its way to a worker but no worker on it: cancelled at once.
+    response = client.post(f"/api/v1/deployments/{first.pk}/cancel/")
+    assert (response.status_code, response.json()["status"]) == (200, "cancelled")
 
 
 def test_templates_api_validates_steps_and_versions_them(setup):
