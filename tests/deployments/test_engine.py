@@ -270,3 +270,12 @@ def test_the_database_allows_one_active_deployment_per_environment(stage):
     assert (first.status, second.status) == ("running", "queued")
     with pytest.raises(IntegrityError), transaction.atomic():
         Deployment.objects.filter(pk=second.pk).update(status="paused")
+
+
+def test_a_wait_holds_no_worker_and_counts_as_one_attempt(stage, celery_worker):
+    s = stage(targets=1, steps=[{"name": "Soak", "kind": "wait", "params": {"seconds": 1}}])
+    deployment = wait_for(deploy(s, "1.0.0", strategy_options={"health_gate": False}))
+    assert deployment.status == "succeeded"
+    run = StepRun.objects.get(deployment=deployment)
+    assert run.attempt == 1
+    assert (run.finished_at - run.started_at).total_seconds() >= 1

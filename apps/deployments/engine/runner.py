@@ -261,10 +261,11 @@ def _unit_runs(deployment: Deployment, action: str, names: list[str], name: str,
 
 def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secrets: dict, rollback_state=None):
     """Run (or roll back) one step on one target; the StepRun records every stage. Returns the StepResult."""
-    now = timezone.now()
-    run.status, run.attempt, run.started_at, run.finished_at = R.RUNNING, run.attempt + 1, now, None
-    if run.attempt > 1:
-        run.log += f"--- attempt {run.attempt} ---\n"
+    if run.status != R.WAITING:  # a waiting step goes on with the same attempt
+        run.attempt, run.started_at = run.attempt + 1, timezone.now()
+        if run.attempt > 1:
+            run.log += f"--- attempt {run.attempt} ---\n"
+    run.status, run.finished_at = R.RUNNING, None
     with transaction.atomic():
         renewed = Deployment.objects.filter(pk=deployment.pk, lease_owner=owner, status=S.RUNNING).update(
             lease_expires_at=_lease_for(step_timeout(kind.name, params))
