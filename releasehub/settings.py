@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "apps.releases",
     "apps.deployments",
     "apps.inventory",
+    "apps.approvals",
 ]
 
 MIDDLEWARE = [
@@ -272,6 +273,11 @@ CELERY_BEAT_SCHEDULE = {
     "deployments-dispatch": {
         "task": "deployments.dispatch",
         "schedule": env.float("DEPLOYMENT_DISPATCH_INTERVAL", default=5),
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
+    "approvals-expire": {
+        "task": "approvals.expire",
+        "schedule": 30,
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
     "purge-idempotency-keys": {

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.releases.api.urls")),
     path("", include("apps.deployments.api.urls")),
+    path("", include("apps.approvals.api.urls")),
 ]
 
 urlpatterns = [

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.approvals.models import ApprovalPolicy, ApprovalRequest, RequestStatus
 from apps.audit.services import audit_record
 from apps.core.changes import apply_changes, validated_save
 from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -270,6 +271,8 @@ def deployment_create(
             template=template,
             template_version=template_version,
         )
+        needs_approval = ApprovalPolicy.objects.filter(environment=environment).exists()
+        status = S.PENDING_APPROVAL if needs_approval else S.SCHEDULED if scheduled_for else S.QUEUED
         deployment = Deployment.objects.create(
             release=release,
             environment=environment,
@@ -277,8 +280,8 @@ def deployment_create(
             template_version=version,
             strategy=strategy,
             strategy_options={k: v for k, v in plan["strategy"].items() if k != "name"},
-            status=S.SCHEDULED if scheduled_for else S.QUEUED,
-            queued_at=None if scheduled_for else now,
+            status=status,
+            queued_at=now if status == S.QUEUED else None,
             scheduled_for=scheduled_for,
             plan=plan,
             plan_digest=plans.plan_digest(plan),
@@ -301,10 +304,23 @@ def deployment_create(
                 "rollback_of": rollback_of.pk if rollback_of else None,
             },
         )
-        if not scheduled_for:
+        if needs_approval:
+            from apps.approvals.services import request_open  # approvals builds on these services
+
+            request_open(deployment)
+        elif status == S.QUEUED:
             start_next_queued(environment.pk)
     deployment.refresh_from_db()
     return deployment
+
+
+def release_approved(deployment: Deployment, *, actor: User | None) -> None:
+    """Enough people approved (apps.approvals, in its transaction): the deployment goes on, scheduled or
+    queued, and starts when its environment is free."""
+    scheduled = deployment.scheduled_for is not None and deployment.scheduled_for > timezone.now()
+    transition(deployment, S.SCHEDULED if scheduled else S.QUEUED, reason="Approved.", actor=actor)
+    if not scheduled:
+        start_next_queued(deployment.environment_id)
 
 
 def _locked(deployment: Deployment) -> Deployment:
@@ -342,6 +358,10 @@ def deployment_cancel(*, actor: User | None, deployment: Deployment, reason: str
             deployment.save(update_fields=["cancel_requested", "updated_at"])
             audit_record(verb="deployment.cancel_requested", target=deployment, actor=actor, details={"reason": reason})
         else:
+            if deployment.status == S.PENDING_APPROVAL:
+                ApprovalRequest.objects.filter(deployment=deployment, status=RequestStatus.PENDING).update(
+                    status=RequestStatus.CANCELLED, decided_at=timezone.now()
+                )
             transition(deployment, S.CANCELLED, reason=reason, actor=actor)
     return deployment
 

@@ -1,6 +1,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.approvals.models import ApprovalRequest, Decision
+
 from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
 
 
@@ -71,6 +73,33 @@ class DeploymentSerializer(serializers.ModelSerializer):
         return {"slug": deployment.template_version.template.slug, "version": deployment.template_version.number}
 
 
+class DecisionSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["user", "verdict", "comment", "plan_digest", "created_at"]
+        read_only_fields = fields
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    """The deployment's approval request: bound to its plan digest; who decided what, and when."""
+
+    decisions = DecisionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ApprovalRequest
+        fields = ["status", "required_approvals", "plan_digest", "expires_at", "decided_at", "decisions"]
+        read_only_fields = fields
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    plan_digest = serializers.RegexField(
+        r"^[0-9a-f]{64}$", required=False, help_text="The digest of the plan you reviewed; 409 if it is not this one."
+    )
+
+
 class DeploymentDetailSerializer(DeploymentSerializer):
     """One deployment with its plan (secrets as references) and every step run."""
 
@@ -82,9 +111,10 @@ class DeploymentDetailSerializer(DeploymentSerializer):
         fields = [*DeploymentSerializer.Meta.fields, "plan", "approvals", "steps"]
         read_only_fields = fields
 
-    @extend_schema_field({"type": "array", "items": {"type": "object"}})
-    def get_approvals(self, deployment) -> list:
-        return []  # approvals arrive with the approvals app
+    @extend_schema_field(ApprovalSerializer(allow_null=True))
+    def get_approvals(self, deployment) -> dict | None:
+        request = getattr(deployment, "approval_request", None)
+        return ApprovalSerializer(request).data if request else None
 
 
 class DeployRequestSerializer(serializers.Serializer):

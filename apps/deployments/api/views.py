@@ -4,6 +4,8 @@ from rest_framework import mixins, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.approvals import services as approvals
+from apps.approvals.models import Decision
 from apps.core.errors import ValidationFailed
 from apps.core.idempotency import idempotent
 from apps.core.viewsets import ServiceViewSet
@@ -16,6 +18,7 @@ from ..models import Deployment, DeploymentTemplate, StepRun
 from ..selectors import deployments_visible_to, step_runs_of, templates_visible_to
 from .serializers import (
     CommentSerializer,
+    DecisionInputSerializer,
     DeploymentDetailSerializer,
     DeploymentSerializer,
     DeploymentTemplateSerializer,
@@ -40,7 +43,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         qs = deployments_visible_to(self.request.user)
         if self.action != "list":
             runs = StepRun.objects.order_by("action", "phase", "step", "target_name").defer("log")
-            qs = qs.defer(None).prefetch_related(Prefetch("step_runs", queryset=runs))
+            decisions = Decision.objects.select_related("user").order_by("created_at", "id")
+            qs = (
+                qs.defer(None)
+                .select_related("approval_request")
+                .prefetch_related(
+                    Prefetch("step_runs", queryset=runs), Prefetch("approval_request__decisions", queryset=decisions)
+                )
+            )
         return qs
 
     def get_serializer_class(self):
@@ -51,6 +61,26 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         result = service(actor=request.user, deployment=deployment, **kwargs)
         code = status.HTTP_201_CREATED if result.pk != deployment.pk else status.HTTP_200_OK
         return Response(DeploymentDetailSerializer(self.get_queryset().get(pk=result.pk)).data, status=code)
+
+    def _decide(self, request, service):
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = self.get_object()
+        service(actor=request.user, deployment=deployment, **data.validated_data)
+        return Response(DeploymentDetailSerializer(self.get_queryset().get(pk=deployment.pk)).data)
+
+    @extend_schema(request=DecisionInputSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve a deployment waiting for approval. 403 for its requester, the release's creator, or without
+        `approve`; 409 if you decided already or it is not waiting."""
+        return self._decide(request, approvals.approve)
+
+    @extend_schema(request=DecisionInputSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Reject a deployment waiting for approval; `comment` is required."""
+        return self._decide(request, approvals.reject)
 
     @extend_schema(request=None, responses=DeploymentDetailSerializer)
     @action(detail=True, methods=["post"])
