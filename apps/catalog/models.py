@@ -45,6 +45,14 @@ class Application(TimestampedModel):
     description = models.TextField(blank=True)
     owner_team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="applications")
     repository_url = models.URLField(max_length=500, blank=True)
+    lifecycle = models.ForeignKey(
+        "environments.Lifecycle",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The stages its releases go through, unless a CD trigger names another.",
+    )
     default_template = models.ForeignKey(
         "deployments.DeploymentTemplate",
         null=True,
@@ -114,3 +122,23 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application.slug}@{self.version}"
+
+
+class CdTrigger(models.Model):
+    """Continuous deployment: a build of a branch matching `branch_pattern` (a glob such as `main` or
+    `release/*`) becomes a release that travels through `lifecycle`, deployed to its first stage at once."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="cd_triggers")
+    branch_pattern = models.CharField(max_length=255, help_text="Glob: main, release/*, feature/**.")
+    lifecycle = models.ForeignKey("environments.Lifecycle", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0, help_text="The first matching trigger wins.")
+    active = models.BooleanField(default=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["application", "position", "id"]
+        indexes = [models.Index(fields=["application", "active", "position"], name="cd_trigger_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.application.slug}: {self.branch_pattern} → {self.lifecycle}"

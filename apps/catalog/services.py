@@ -21,7 +21,7 @@ from .versions import version_sort_key
 
 # What the owner team of a new application may do with it at once.
 OWNER_ACTIONS = ("view", "register", "manage")
-APPLICATION_FIELDS = {"name", "description", "owner_team", "repository_url", "default_template"}
+APPLICATION_FIELDS = {"name", "description", "owner_team", "repository_url", "default_template", "lifecycle"}
 
 
 def _ensure_manage(actor: User | None, application: Application) -> None:
@@ -149,6 +149,10 @@ def artifact_register(
                     summary=str(artifact),
                     details={"application": app.slug, "version": version, "digest": digest, "branch": branch},
                 )
+            if branch:
+                from apps.releases.cd import on_registered  # CD builds on the catalog
+
+                on_registered(artifact, actor=actor)
             return artifact, True
         except IntegrityError:
             # Another request registered this version between our read and our insert.

@@ -21,6 +21,7 @@ from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, Vali
 from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
+from apps.releases import lifecycle
 from apps.releases.models import Release
 
 from . import plans
@@ -97,6 +98,8 @@ def transition(deployment: Deployment, status: str, *, reason: str = "", actor: 
     )
     if previous in ACTIVE_STATUSES and status not in ACTIVE_STATUSES:
         start_next_queued(deployment.environment_id)
+    if status in (S.SUCCEEDED, S.FAILED, S.ROLLED_BACK):
+        lifecycle.deployment_finished(deployment)
 
 
 def _schedule(deployment: Deployment) -> None:
@@ -245,6 +248,8 @@ def deployment_create(
     scheduled_for: datetime | None = None,
     rollback_of: Deployment | None = None,
     template_version: TemplateVersion | None = None,
+    override_reason: str = "",
+    requested_by: User | None = None,
 ) -> Deployment:
     """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
     the environment is free, `queued` behind the active one otherwise.
@@ -252,7 +257,10 @@ def deployment_create(
     Raises NotFound (invisible release or environment), PermissionDenied (no `deploy` on the
     environment), ValidationFailed (strategy options, no template, no targets, an undefined
     template variable — named in the error, parameters invalid once rendered). `template_version`
-    pins a version (rollbacks redeploy with the one that succeeded before).
+    pins a version (rollbacks redeploy with the one that succeeded before). The release's lifecycle
+    and blocks apply (PolicyViolation, 422) unless `override_reason` justifies an exception by someone
+    with `manage` on the environment. `requested_by` is who set off a deployment the system makes
+    (`actor=None`): CD triggers and automatic promotion.
     """
     if actor is not None:
         ensure_can(actor, "deploy", environment)
@@ -271,6 +279,7 @@ def deployment_create(
             template=template,
             template_version=template_version,
         )
+        lifecycle.check(actor=actor, release=release, environment=environment, override_reason=override_reason)
         needs_approval = ApprovalPolicy.objects.filter(environment=environment).exists()
         status = S.PENDING_APPROVAL if needs_approval else S.SCHEDULED if scheduled_for else S.QUEUED
         deployment = Deployment.objects.create(
@@ -285,7 +294,7 @@ def deployment_create(
             scheduled_for=scheduled_for,
             plan=plan,
             plan_digest=plans.plan_digest(plan),
-            created_by=actor,
+            created_by=actor or requested_by,
             rollback_of=rollback_of,
         )
         audit_record(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from apps.catalog.models import VERSION
 from apps.core.history import history
@@ -20,6 +21,14 @@ class Release(TimestampedModel):
     artifacts = models.ManyToManyField("catalog.Artifact", through="ReleaseArtifact", related_name="releases")
     created_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    lifecycle = models.ForeignKey(
+        "environments.Lifecycle",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="releases",
+        help_text="The stages it is promoted through (from its CD trigger or its application).",
     )
 
     history = history()
@@ -54,3 +63,31 @@ class ReleaseArtifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release}: {self.artifact}"
+
+
+class ReleaseBlock(models.Model):
+    """A release that failed or was rolled back in an environment is blocked there: CD triggers and
+    automatic promotion never deploy it there again, and people need it lifted by someone with
+    `manage` on the environment (or a later successful deployment of it there) first."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="blocks")
+    environment = models.ForeignKey("environments.Environment", on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lift_reason = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "environment"], condition=Q(lifted_at__isnull=True), name="one_open_block"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release} blocked in {self.environment}"

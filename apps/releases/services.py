@@ -17,6 +17,7 @@ from apps.audit.services import audit_record
 from apps.catalog.models import VERSION, Application, Artifact
 from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from apps.core.permissions import restrict, with_permission
+from apps.environments.models import Lifecycle
 
 from .models import Release, ReleaseArtifact
 from .selectors import release_in_use
@@ -142,11 +143,13 @@ def release_create(
     artifacts: Sequence[int | Artifact],
     version: str = "",
     notes: str = "",
+    lifecycle: Lifecycle | None = None,
 ) -> Release:
     """Create a release of `application` (an object or a slug) bundling `artifacts` in the given order.
 
-    The first artifact is the primary one; a blank `version` defaults to its version. `actor=None`
-    is the system. Records `release.created`. Raises ValidationFailed (unknown or invisible
+    The first artifact is the primary one; a blank `version` defaults to its version. It goes through
+    `lifecycle` (a CD trigger's), or else its application's. `actor=None` is the system. Records
+    `release.created`. Raises ValidationFailed (unknown or invisible
     application, a bad version, notes or artifact list: `fields` names which), PermissionDenied (no
     `register` on the application), Conflict (the application has a release of this version).
     """
@@ -170,7 +173,9 @@ def release_create(
         raise ValidationFailed(fields=errors)
     if Release.objects.filter(application=app, version=version).exists():
         raise _duplicate(app, version)
-    release = Release(application=app, version=version, notes=notes, created_by=actor)
+    release = Release(
+        application=app, version=version, notes=notes, created_by=actor, lifecycle=lifecycle or app.lifecycle
+    )
     try:
         with transaction.atomic():
             release.save(force_insert=True)
@@ -180,7 +185,12 @@ def release_create(
                 verb="release.created",
                 target=release,
                 actor=actor,
-                details={"application": app.slug, "version": version, "artifacts": [a.version for a in chosen]},
+                details={
+                    "application": app.slug,
+                    "version": version,
+                    "artifacts": [a.version for a in chosen],
+                    "lifecycle": release.lifecycle.slug if release.lifecycle else None,
+                },
             )
     except IntegrityError as exc:
         # Another request created this version between our check and our insert.

@@ -85,7 +85,12 @@ def test_create_keeps_the_order_defaults_the_version_and_records_history_and_aud
     assert [a.version for a in release_artifacts(release_for(paula, release.pk))] == ["1.2.0", "1.0.0"]
     event = AuditEvent.objects.get(verb="release.created")
     assert (event.actor, event.channel, event.ip, event.object_id) == (paula, "ui", "10.0.0.7", str(release.pk))
-    assert event.details == {"application": "payments-api", "version": "1.2.0", "artifacts": ["1.2.0", "1.0.0"]}
+    assert event.details == {
+        "application": "payments-api",
+        "version": "1.2.0",
+        "artifacts": ["1.2.0", "1.0.0"],
+        "lifecycle": None,
+    }
     row = release.history.get()
     assert (row.history_type, row.history_user, row.history_channel) == ("+", paula, "ui")
     assert ReleaseArtifact.history.filter(release_id=release.pk, history_type="+").count() == 2

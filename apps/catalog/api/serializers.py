@@ -3,6 +3,7 @@ from rest_framework import serializers
 from apps.accounts.models import Team
 from apps.deployments.models import DeploymentTemplate
 from apps.environments.api.serializers import LABELS
+from apps.environments.models import Lifecycle
 
 from ..models import DIGEST, URI, VERSION, Application, Artifact
 
@@ -17,6 +18,14 @@ class ApplicationSerializer(serializers.ModelSerializer):
         help_text="Slug of the deployment template its deployments use unless a request names one.",
     )
 
+    lifecycle = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Lifecycle.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Slug of the lifecycle its releases are promoted through.",
+    )
+
     class Meta:
         model = Application
         fields = [
@@ -26,6 +35,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "owner_team",
             "repository_url",
             "default_template",
+            "lifecycle",
             "created_at",
             "updated_at",
         ]

@@ -127,6 +127,21 @@ class DeployRequestSerializer(serializers.Serializer):
         slug_field="slug", queryset=DeploymentTemplate.objects.all(), required=False
     )
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True)
+    override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Deploy although the lifecycle or a block forbids it: why (needs `manage` on the environment).",
+    )
+
+
+class PromoteSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class UnblockSerializer(serializers.Serializer):
+    environment = serializers.SlugField(max_length=50)
+    reason = serializers.CharField(max_length=2000)
 
 
 class CommentSerializer(serializers.Serializer):

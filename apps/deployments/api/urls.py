@@ -1,12 +1,20 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import DeploymentTemplateViewSet, DeploymentViewSet, ReleaseDeployView
+from .views import (
+    DeploymentTemplateViewSet,
+    DeploymentViewSet,
+    ReleaseDeployView,
+    ReleasePromoteView,
+    ReleaseUnblockView,
+)
 
 router = SimpleRouter()
 router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("deployment-templates", DeploymentTemplateViewSet, basename="deploymenttemplate")
 urlpatterns = [
     path("releases/<int:pk>/deploy/", ReleaseDeployView.as_view(), name="release-deploy"),
+    path("releases/<int:pk>/promote/", ReleasePromoteView.as_view(), name="release-promote"),
+    path("releases/<int:pk>/unblock/", ReleaseUnblockView.as_view(), name="release-unblock"),
     *router.urls,
 ]

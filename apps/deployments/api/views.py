@@ -10,6 +10,7 @@ from apps.core.errors import ValidationFailed
 from apps.core.idempotency import idempotent
 from apps.core.viewsets import ServiceViewSet
 from apps.environments.selectors import environments_visible_to
+from apps.releases import lifecycle
 from apps.releases.selectors import release_for
 
 from .. import services
@@ -25,7 +26,9 @@ from .serializers import (
     DeploymentTemplateUpdateSerializer,
     DeploymentTemplateWriteSerializer,
     DeployRequestSerializer,
+    PromoteSerializer,
     StepLogSerializer,
+    UnblockSerializer,
 )
 
 
@@ -119,6 +122,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(StepLogSerializer(runs, many=True).data)
 
 
+def _environment(user, slug: str):
+    """The environment `slug` if the user may view it; unknown and invisible look the same (400)."""
+    environment = environments_visible_to(user).filter(slug=slug).first()
+    if environment is None:
+        raise ValidationFailed(fields={"environment": [f"Unknown environment {slug!r}."]})
+    return environment
+
+
 class ReleaseDeployView(views.APIView):
     """POST /api/v1/releases/{id}/deploy/: request a deployment of the release to an environment."""
 
@@ -134,13 +145,49 @@ class ReleaseDeployView(views.APIView):
         data = DeployRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        slug = values.pop("environment")
-        environment = environments_visible_to(request.user).filter(slug=slug).first()
-        if environment is None:  # unknown and invisible look the same
-            raise ValidationFailed(fields={"environment": [f"Unknown environment {slug!r}."]})
+        environment = _environment(request.user, values.pop("environment"))
         deployment = services.deployment_create(actor=request.user, release=release, environment=environment, **values)
         deployment = deployments_visible_to(request.user).defer(None).get(pk=deployment.pk)
         return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class ReleasePromoteView(views.APIView):
+    """POST /api/v1/releases/{id}/promote/: deploy the release to every environment of its next lifecycle
+    stage. 422 when the previous stage has not succeeded or the release is blocked there."""
+
+    write_scope = "deployments:write"
+
+    @extend_schema(
+        request=PromoteSerializer,
+        responses={201: OpenApiResponse(DeploymentSerializer(many=True), description="The deployments")},
+    )
+    @idempotent
+    def post(self, request, pk):
+        release = release_for(request.user, pk)
+        data = PromoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        made = lifecycle.promote(actor=request.user, release=release, **data.validated_data)
+        return Response(DeploymentSerializer(made, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseUnblockView(views.APIView):
+    """POST /api/v1/releases/{id}/unblock/: lift the release's block in an environment (`manage` on it)."""
+
+    write_scope = "deployments:write"
+
+    @extend_schema(request=UnblockSerializer, responses={204: None})
+    def post(self, request, pk):
+        release = release_for(request.user, pk)
+        data = UnblockSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        slug = data.validated_data["environment"]
+        environment = environments_visible_to(request.user).filter(slug=slug).first()
+        if environment is None:
+            raise ValidationFailed(fields={"environment": [f"Unknown environment {slug!r}."]})
+        lifecycle.unblock(
+            actor=request.user, release=release, environment=environment, reason=data.validated_data["reason"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DeploymentTemplateViewSet(ServiceViewSet):
