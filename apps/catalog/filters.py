@@ -3,7 +3,7 @@ from django.db.models import Q
 
 from apps.core.filters import LabelFilter
 
-from .models import Application, Artifact
+from .models import Application, Artifact, CdTrigger
 
 
 class ApplicationFilterSet(django_filters.FilterSet):
@@ -33,3 +33,11 @@ class ArtifactFilterSet(django_filters.FilterSet):
     class Meta:
         model = Artifact
         fields = ["application", "version", "branch", "digest", "label"]
+
+
+class CdTriggerFilterSet(django_filters.FilterSet):
+    application = django_filters.CharFilter(field_name="application__slug", help_text="Application slug.")
+
+    class Meta:
+        model = CdTrigger
+        fields = ["application"]

@@ -16,7 +16,7 @@ from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.core.permissions import ensure_can, with_permission
 from apps.environments.validators import check_slug_available
 
-from .models import Application, Artifact
+from .models import Application, Artifact, CdTrigger
 from .versions import version_sort_key
 
 # What the owner team of a new application may do with it at once.
@@ -178,3 +178,70 @@ def _validate_artifact(artifact: Artifact) -> None:
         artifact.full_clean(exclude=["application", "registered_by", "registered_token"], validate_unique=False)
     except ValidationError as exc:
         raise ValidationFailed(fields={f: list(m) for f, m in exc.message_dict.items()}) from exc
+
+
+# --- CD triggers -----------------------------------------------------------------------------------------
+
+TRIGGER_FIELDS = {"branch_pattern", "lifecycle", "position", "active"}
+
+
+def _validate_pattern(pattern) -> str:
+    if not isinstance(pattern, str) or not pattern.strip() or len(pattern) > 255 or any(c.isspace() for c in pattern):
+        raise ValidationFailed(fields={"branch_pattern": ["A glob without spaces, such as main or release/*."]})
+    return pattern.strip()
+
+
+def trigger_create(
+    *, actor: User | None, application: Application, branch_pattern: str, lifecycle, position: int = 0, active=True
+) -> CdTrigger:
+    """A CD trigger of the application (`manage` on it): builds of matching branches become releases that
+    are deployed through `lifecycle`."""
+    _ensure_manage(actor, application)
+    trigger = CdTrigger(
+        application=application,
+        branch_pattern=_validate_pattern(branch_pattern),
+        lifecycle=lifecycle,
+        position=position,
+        active=active,
+    )
+    with transaction.atomic():
+        validated_save(trigger)
+        audit_record(
+            verb="cd_trigger.created",
+            target=trigger,
+            actor=actor,
+            details={
+                "application": application.slug,
+                "branch_pattern": trigger.branch_pattern,
+                "lifecycle": lifecycle.slug,
+            },
+        )
+    return trigger
+
+
+def trigger_update(*, actor: User | None, trigger: CdTrigger, **changes: Any) -> CdTrigger:
+    _ensure_manage(actor, trigger.application)
+    unknown = set(changes) - TRIGGER_FIELDS
+    if unknown:
+        raise ValidationFailed(fields={field: ["This field cannot be changed."] for field in sorted(unknown)})
+    if "branch_pattern" in changes:
+        changes["branch_pattern"] = _validate_pattern(changes["branch_pattern"])
+    with transaction.atomic():
+        trigger = CdTrigger.objects.select_for_update().get(pk=trigger.pk)
+        diff = apply_changes(trigger, changes)
+        if diff:
+            validated_save(trigger)
+            audit_record(verb="cd_trigger.updated", target=trigger, actor=actor, details={"changes": diff})
+    return trigger
+
+
+def trigger_delete(*, actor: User | None, trigger: CdTrigger) -> None:
+    _ensure_manage(actor, trigger.application)
+    with transaction.atomic():
+        audit_record(
+            verb="cd_trigger.deleted",
+            target=trigger,
+            actor=actor,
+            details={"application": trigger.application.slug, "branch_pattern": trigger.branch_pattern},
+        )
+        trigger.delete()

@@ -153,3 +153,32 @@ def test_a_failed_release_is_blocked_there_until_someone_lifts_it(http_server, t
     assert "reason" in refused.value.fields
     unblock(actor=None, release=release, environment=dev, reason="The artifact store is fixed.")
     assert obstacles(release, dev) == []
+
+
+def test_cd_triggers_api_needs_manage_on_the_application(db):
+    owners = make_team()
+    owner, viewer = make_user("owen"), make_user("vera")
+    team_add_member(actor=None, team=owners, user=owner)
+    application = make_application(owners, "shop")
+    viewers = make_team()
+    team_add_member(actor=None, team=viewers, user=viewer)
+    application_grant(actor=None, application=application, team=viewers, action="view")
+    dev = make_environment(owners, "dev")
+    lifecycle_create(actor=None, slug="flow", name="Flow", stages=[{"name": "Dev", "environments": [dev]}])
+    body = {"application": "shop", "branch_pattern": "release/*", "lifecycle": "flow"}
+    owner_api = bearer_client(owner, scopes=("read", "config:write"))
+    created = owner_api.post("/api/v1/cd-triggers/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert (
+        bearer_client(viewer, scopes=("read", "config:write"))
+        .post("/api/v1/cd-triggers/", body, format="json")
+        .status_code
+        == 403
+    )
+    assert owner_api.post("/api/v1/cd-triggers/", {**body, "branch_pattern": "a b"}, format="json").status_code == 400
+    assert owner_api.get("/api/v1/cd-triggers/?application=shop").json()["count"] == 1
+    trigger = created.json()["id"]
+    assert (
+        owner_api.patch(f"/api/v1/cd-triggers/{trigger}/", {"active": False}, format="json").json()["active"] is False
+    )
+    assert owner_api.delete(f"/api/v1/cd-triggers/{trigger}/").status_code == 204

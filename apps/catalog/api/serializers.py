@@ -5,7 +5,7 @@ from apps.deployments.models import DeploymentTemplate
 from apps.environments.api.serializers import LABELS
 from apps.environments.models import Lifecycle
 
-from ..models import DIGEST, URI, VERSION, Application, Artifact
+from ..models import DIGEST, URI, VERSION, Application, Artifact, CdTrigger
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
@@ -94,3 +94,18 @@ class ArtifactSerializer(serializers.ModelSerializer):
             "registered_token",
         ]
         read_only_fields = fields
+
+
+class CdTriggerSerializer(serializers.ModelSerializer):
+    application = serializers.SlugRelatedField(slug_field="slug", queryset=Application.objects.all())
+    lifecycle = serializers.SlugRelatedField(slug_field="slug", queryset=Lifecycle.objects.all())
+
+    class Meta:
+        model = CdTrigger
+        fields = ["id", "application", "branch_pattern", "lifecycle", "position", "active"]
+        read_only_fields = ["id"]
+
+
+class CdTriggerUpdateSerializer(CdTriggerSerializer):
+    class Meta(CdTriggerSerializer.Meta):
+        read_only_fields = ["id", "application"]
