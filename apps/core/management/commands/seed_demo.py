@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import tarfile
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -21,8 +22,10 @@ from django.db import transaction
 
 from apps.accounts.models import Team, User
 from apps.accounts.services import team_add_member, team_create, team_role_set, user_ensure
-from apps.catalog.models import Application, Artifact
-from apps.catalog.services import application_create, application_grant, artifact_register
+from apps.approvals.models import ApprovalPolicy
+from apps.approvals.services import policy_set
+from apps.catalog.models import Application, Artifact, CdTrigger
+from apps.catalog.services import application_create, application_grant, artifact_register, trigger_create
 from apps.deployments.models import DeploymentTemplate
 from apps.deployments.services import template_create
 from apps.environments.models import Environment, Lifecycle
@@ -183,9 +186,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             teams = self._teams()
             environments = self._environments(teams)
-            self._lifecycle(environments)
-            self._applications(teams)
+            lifecycle = self._lifecycle(environments)
+            self._applications(teams, lifecycle)
             self._releases()
+            self._approvals(environments, teams)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: teams {', '.join(teams)}; people {', '.join(u[0] for u in USERS)} "
@@ -270,10 +274,11 @@ class Command(BaseCommand):
                     )
         return environments
 
-    def _lifecycle(self, environments: dict[str, Environment]) -> None:
-        if Lifecycle.objects.filter(slug="standard").exists():
-            return
-        lifecycle_create(
+    def _lifecycle(self, environments: dict[str, Environment]) -> Lifecycle:
+        existing = Lifecycle.objects.filter(slug="standard").first()
+        if existing:
+            return existing
+        return lifecycle_create(
             actor=None,
             slug="standard",
             name="Standard",
@@ -286,7 +291,7 @@ class Command(BaseCommand):
             ],
         )
 
-    def _applications(self, teams: dict[str, Team]) -> None:
+    def _applications(self, teams: dict[str, Team], lifecycle: Lifecycle) -> None:
         ci = User.objects.get(username="ci-bot")
         template = DeploymentTemplate.objects.filter(slug="directory-release").first() or template_create(
             actor=None,
@@ -304,6 +309,7 @@ class Command(BaseCommand):
                 repository_url=repository,
                 description=f"{name}, built by the {teams[owner].name} team.",
                 default_template=template,
+                lifecycle=lifecycle,
             )
             for team in ("release-managers", "auditors", "platform"):
                 application_grant(actor=None, application=application, team=teams[team], action="view")
@@ -322,6 +328,10 @@ class Command(BaseCommand):
                     build_url=f"https://ci.example.com/{slug}/builds/{1000 + index}",
                     labels={"team": owner},
                 )
+            # Builds of main from now on go through the lifecycle by themselves (registered after the demo
+            # builds above, so seeding deploys nothing).
+            if not CdTrigger.objects.filter(application=application).exists():
+                trigger_create(actor=None, application=application, branch_pattern="main", lifecycle=lifecycle)
 
     def _releases(self) -> None:
         for slug, version in RELEASES:
@@ -332,3 +342,15 @@ class Command(BaseCommand):
             release_create(
                 actor=None, application=application, artifacts=[artifact], notes=f"{application.name} {version}."
             )
+
+    def _approvals(self, environments: dict[str, Environment], teams: dict[str, Team]) -> None:
+        """Staging needs one release manager's approval, production two."""
+        for slug, required in (("staging", 1), ("prod", 2)):
+            if not ApprovalPolicy.objects.filter(environment=environments[slug]).exists():
+                policy_set(
+                    actor=None,
+                    environment=environments[slug],
+                    required_approvals=required,
+                    eligible_teams=[teams["release-managers"]],
+                    expires_after=timedelta(days=2),
+                )
