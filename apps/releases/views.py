@@ -19,16 +19,17 @@ from django.views.decorators.http import require_POST
 from apps.catalog.selectors import applications_visible_to
 from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
 from apps.core.permissions import can
-from apps.core.ui import form_add_domain_error, page_or_fragment
+from apps.core.ui import call_service, form_add_domain_error, page_or_fragment
+from apps.deployments.models import Deployment
 from apps.deployments.plans import plan_rows
 from apps.deployments.selectors import deployments_visible_to
 from apps.deployments.services import deployment_create, deployment_preview
 from apps.environments.selectors import environments_visible_to
 
-from . import services
+from . import lifecycle, services
 from .filters import ReleaseFilterSet
 from .forms import DeployForm, ReleaseForm, ReleaseNotesForm
-from .models import Release
+from .models import Release, ReleaseBlock
 from .selectors import applications_for_releases, release_for, release_history, releases_visible_to
 
 PAGE_SIZE = 50
@@ -96,7 +97,79 @@ def release_detail(request, pk: int):
     context["artifacts"] = [row.artifact for row in release.release_artifacts.all()]
     context["deployments"] = deployments_visible_to(request.user).filter(release=release)[:20]
     context["deploy_form"] = _deploy_form(request)
+    context.update(_lifecycle_context(request, release))
     return render(request, "releases/detail.html", context)
+
+
+def _lifecycle_context(request: HttpRequest, release: Release) -> dict:
+    """The release's way through its lifecycle: per stage and environment, its latest deployment there and
+    any block; the next stage and whether the user may promote into it (constant queries)."""
+    stages = lifecycle.stages_of(release)
+    if not stages:
+        return {"stages": []}
+    latest = {}
+    for deployment in Deployment.objects.filter(release=release).order_by("environment_id", "-created_at"):
+        latest.setdefault(deployment.environment_id, deployment)
+    blocks = {b.environment_id: b for b in ReleaseBlock.objects.filter(release=release, lifted_at__isnull=True)}
+    deployable = set(environments_visible_to(request.user, "deploy").values_list("pk", flat=True))
+    manageable = set(environments_visible_to(request.user, "manage").values_list("pk", flat=True))
+    next_stage, todo = lifecycle.next_stage(release)
+    rows = [
+        {
+            "stage": stage,
+            "is_next": next_stage is not None and stage.pk == next_stage.pk,
+            "environments": [
+                {
+                    "environment": env,
+                    "deployment": latest.get(env.pk),
+                    "block": blocks.get(env.pk),
+                    "may_unblock": env.pk in manageable,
+                }
+                for env in stage.environments.all()
+            ],
+        }
+        for stage in stages
+    ]
+    may_promote = bool(todo) and all(env.pk in deployable for env in todo)
+    return {"stages": rows, "next_stage": next_stage, "may_promote": may_promote}
+
+
+@login_required
+@require_POST
+def release_promote(request, pk: int):
+    """Deploy the release to its next stage (the Promote button)."""
+    release = _visible(request, pk)
+    made = call_service(
+        request,
+        lifecycle.promote,
+        "Promoted.",
+        actor=request.user,
+        release=release,
+        override_reason=request.POST.get("override_reason", ""),
+    )
+    if made and len(made) == 1:
+        return redirect("deployments:detail", made[0].pk)
+    return redirect("releases:detail", release.pk)
+
+
+@login_required
+@require_POST
+def release_unblock(request, pk: int):
+    """Lift the release's block in an environment (`manage` there, with a reason)."""
+    release = _visible(request, pk)
+    environment = environments_visible_to(request.user).filter(slug=request.POST.get("environment", "")).first()
+    if environment is None:
+        raise Http404("No such environment.")
+    call_service(
+        request,
+        lifecycle.unblock,
+        f"{release} may be deployed to {environment.name} again.",
+        actor=request.user,
+        release=release,
+        environment=environment,
+        reason=request.POST.get("reason", ""),
+    )
+    return redirect("releases:detail", release.pk)
 
 
 @login_required

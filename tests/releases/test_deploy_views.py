@@ -6,9 +6,11 @@ import pytest
 from django.test import Client
 
 from apps.accounts.services import team_add_member
+from apps.catalog.services import application_update
 from apps.deployments.models import Deployment
-from apps.deployments.services import template_create
-from apps.environments.services import environment_grant, variable_create
+from apps.deployments.services import template_create, transition
+from apps.environments.services import environment_grant, lifecycle_create, variable_create
+from apps.releases.models import ReleaseBlock
 from tests.factories import (
     make_application,
     make_environment,
@@ -104,3 +106,45 @@ def test_without_deploy_permission_there_is_nothing_to_choose(page):
     response = client.post(f"/releases/{page['release'].pk}/deploy/", {"environment": "qa", "strategy": "rolling"})
     assert response.status_code == 302
     assert not Deployment.objects.exists()
+
+
+def test_the_lifecycle_card_promotes_and_lifts_blocks(db, django_assert_max_num_queries):
+    team = make_team()
+    dora = make_user("dora")
+    team_add_member(actor=None, team=team, user=dora)
+    dev, test = make_environment(team, "dev"), make_environment(team, "test")
+    for environment in (dev, test):
+        make_target(environment, f"{environment.slug}-1")
+    flow = lifecycle_create(
+        actor=None,
+        slug="flow",
+        name="Flow",
+        stages=[{"name": "Dev", "environments": [dev]}, {"name": "Test", "environments": [test]}],
+    )
+    application = make_application(team, "shop")
+    template = template_create(
+        actor=None, slug="noop", name="Noop", steps=[{"name": "W", "kind": "wait", "params": {"seconds": 0}}]
+    )
+
+    application_update(actor=None, application=application, default_template=template, lifecycle=flow)
+    release = make_release(application, [register(application, "1.0.0", by=dora)])
+    client = browser(dora)
+    html = client.get(f"/releases/{release.pk}/").content.decode()
+    assert 'data-testid="release-lifecycle"' in html
+    assert "Promote to Dev" in html
+    response = client.post(f"/releases/{release.pk}/promote/")
+    deployment = Deployment.objects.get(release=release, environment=dev)
+    assert response["Location"] == f"/deployments/{deployment.pk}/"
+    # Test is refused until dev succeeded; a failure there blocks the release in dev.
+    Deployment.objects.filter(pk=deployment.pk).update(status="running")
+    deployment.refresh_from_db()
+    transition(deployment, "failed", reason="Smoke test failed.")
+    block = ReleaseBlock.objects.get(release=release, environment=dev)
+    html = client.get(f"/releases/{release.pk}/").content.decode()
+    assert "Blocked here:" in html
+    assert "Smoke test failed." in html
+    client.post(f"/releases/{release.pk}/unblock/", {"environment": "dev", "reason": "Fixed the smoke test."})
+    block.refresh_from_db()
+    assert (block.lifted_by, block.lift_reason) == (dora, "Fixed the smoke test.")
+    with django_assert_max_num_queries(40):
+        client.get(f"/releases/{release.pk}/")
