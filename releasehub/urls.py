@@ -26,6 +26,7 @@ urlpatterns = [
     path("applications/", include("apps.catalog.urls")),
     path("releases/", include("apps.releases.urls")),
     path("deployments/", include("apps.deployments.urls")),
+    path("approvals/", include("apps.approvals.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.core.urls")),
 ]

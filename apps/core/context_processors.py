@@ -1,7 +1,10 @@
+from django.utils.html import format_html
+
 NAVIGATION = [
     ("Dashboard", "core:dashboard", "speedometer2"),
     ("Releases", "releases:list", "box-seam"),
     ("Deployments", "deployments:list", "rocket-takeoff"),
+    ("Approvals", "approvals:inbox", "person-check"),
     ("Calendar", "core:calendar", "calendar3"),
     ("Environments", "environments:list", "hdd-stack"),
     ("Applications", "catalog:application-list", "grid-3x3-gap"),
@@ -31,11 +34,37 @@ def _is_active(url_name: str, match) -> bool:
     return namespace in _SECTION_NAMESPACES and match.namespace == namespace
 
 
+def _approvals_label(request):
+    """The Approvals entry's label, with a badge counting the deployments waiting for the user's decision.
+
+    A callable, which the template calls when it draws the navigation bar: the count (one query) is paid
+    by whole pages only, never by the fragments htmx fetches (a deployment page polls one every 2 s)."""
+
+    def label():
+        from apps.approvals.selectors import waiting_for  # approvals builds on core, not the other way round
+
+        count = waiting_for(request.user).count()
+        if not count:
+            return "Approvals"
+        return format_html(
+            'Approvals <span class="badge rounded-pill text-bg-warning rh-nav-badge" data-testid="approvals-badge">{}'
+            '<span class="visually-hidden"> waiting for you</span></span>',
+            count,
+        )
+
+    return label
+
+
 def navigation(request) -> dict:
     """The main navigation, with the entry of the current page's section marked active."""
     match = getattr(request, "resolver_match", None)
     items = [
-        {"label": label, "url_name": url_name, "icon": icon, "active": _is_active(url_name, match)}
+        {
+            "label": _approvals_label(request) if url_name == "approvals:inbox" else label,
+            "url_name": url_name,
+            "icon": icon,
+            "active": _is_active(url_name, match),
+        }
         for label, url_name, icon in NAVIGATION
     ]
     return {"navigation": items}

@@ -10,6 +10,8 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
+from apps.approvals.selectors import waiting_for
+from apps.approvals.views import mark_overdue
 from apps.audit.selectors import audit_events_visible_to
 
 logger = logging.getLogger(__name__)
@@ -52,10 +54,18 @@ def readyz(request):
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 
 
+DASHBOARD_WAITING = 5
+
+
 @login_required
 def dashboard(request):
+    """The user's recent activity, and the (first five) deployments waiting for their approval."""
     recent = audit_events_visible_to(request.user).filter(actor=request.user).order_by("-id")[:8]
-    return render(request, "core/dashboard.html", {"recent_events": recent})
+    waiting = waiting_for(request.user)
+    waiting_rows = mark_overdue(list(waiting[:DASHBOARD_WAITING]))
+    waiting_count = len(waiting_rows) if len(waiting_rows) < DASHBOARD_WAITING else waiting.count()
+    context = {"recent_events": recent, "waiting": waiting_rows, "waiting_count": waiting_count}
+    return render(request, "core/dashboard.html", context)
 
 
 # Sections whose features arrive with their own apps; until then each shows what it will hold.

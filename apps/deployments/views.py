@@ -1,5 +1,5 @@
-"""Deployment pages: the list, one deployment (live progress, plan, history) with its controls, step logs,
-and the deployment templates (list, detail with versions, create and edit).
+"""Deployment pages: the list, one deployment (live progress, its approval, plan, history) with its controls,
+step logs, and the deployment templates (list, detail with versions, create and edit).
 
 Pages read through selectors and the API's FilterSet, and write only through services: a domain
 error becomes a message or a form error. A deployment the user may not view is a 404. The
@@ -21,15 +21,22 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
+from apps.accounts.models import Team
+from apps.approvals import services as approvals
+from apps.approvals.forms import DecisionForm
+from apps.approvals.models import ApprovalRequest, RequestStatus, Verdict
+from apps.approvals.selectors import request_for
 from apps.catalog.selectors import applications_visible_to
-from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
+from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError, ValidationFailed
 from apps.core.permissions import can
 from apps.core.ui import form_add_domain_error, page_or_fragment
 from apps.environments.selectors import environments_visible_to
+from apps.inventory.selectors import current_installations
 from apps.releases.selectors import release_for
 
 from . import services
@@ -55,7 +62,7 @@ CHANGE_TEMPLATE = "deployments.change_deploymenttemplate"
 
 S = DeploymentStatus
 # Which control a state allows (the services decide in the end; these only choose the buttons shown).
-CANCELLABLE = {S.QUEUED, S.SCHEDULED, S.RUNNING, S.PAUSED}
+CANCELLABLE = {S.PENDING_APPROVAL, S.QUEUED, S.SCHEDULED, S.RUNNING, S.PAUSED}
 ROLLBACK_FROM = {S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED}
 # A step run whose clock still runs, and one whose log may still grow.
 RUN_UNFINISHED = {StepRunStatus.RUNNING, StepRunStatus.WAITING, StepRunStatus.PAUSED}
@@ -238,15 +245,83 @@ def _progress(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def _live_context(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
+def _changes(deployment: Deployment) -> list[dict[str, Any]]:
+    """What approving changes: per target of the plan, the version of the application that runs there now
+    (inventory) and the one this release installs (its primary artifact). One query."""
+    release = deployment.plan["release"]
+    new = release["artifacts"][0]["version"] if release["artifacts"] else release["version"]
+    now = {
+        installation.target_id: installation
+        for installation in current_installations(
+            environment_id=deployment.environment_id, application_id=deployment.application_id
+        )
+    }
+    rows = []
+    for name, target in sorted(deployment.plan["targets"].items()):
+        installed = now.get(target.get("id"))
+        current = installed.artifact.version if installed else None
+        rows.append(
+            {
+                "target": name,
+                "address": target.get("address", ""),
+                "current": current,
+                "since": installed.since if installed else None,
+                "new": new,
+                "changed": current != new,
+            }
+        )
+    return rows
+
+
+def _approval(request: HttpRequest, deployment: Deployment, feedback: dict | None = None) -> dict[str, Any] | None:
+    """The approval panel, None when the deployment needs no approval: the request, its decisions (with their
+    people), how many approved, the user's own decision, whether they may decide now and, if not, why (the
+    service's rules); while it waits, what changes on each target. A constant number of queries."""
+    approval: ApprovalRequest | None = request_for(deployment)
+    if approval is None:
+        return None
+    decisions = list(approval.decisions.all())
+    approved = sum(decision.verdict == Verdict.APPROVE for decision in decisions)
+    mine = next((decision for decision in decisions if decision.user_id == request.user.pk), None)
+    pending = approval.status == RequestStatus.PENDING and deployment.status == S.PENDING_APPROVAL
+    reason = approvals.why_not_eligible(request.user, deployment, approval) if pending and mine is None else None
+    teams = []
+    if approval.eligible_team_ids:
+        teams = list(Team.objects.filter(pk__in=approval.eligible_team_ids).order_by("name"))
+    required = approval.required_approvals
+    return {
+        "request": approval,
+        "decisions": decisions,
+        "approved": approved,
+        "required": required,
+        "remaining": max(required - approved, 0),
+        "percent": min(100, round(100 * approved / required)) if required else 100,
+        "mine": mine,
+        "pending": pending,
+        "overdue": pending and approval.expires_at is not None and approval.expires_at <= timezone.now(),
+        "reason": reason,
+        "may_decide": pending and mine is None and reason is None,
+        "teams": teams,
+        "digest_short": f"{approval.plan_digest[:12]}…",
+        "changes": _changes(deployment) if pending else [],
+        "feedback": feedback or {},
+        # A decision's answer shows what the server says; a poll keeps what the browser shows (hx-preserve):
+        # the comment being typed, and the error of the last decision until the next one.
+        "fresh": feedback is not None,
+        "comment_max": approvals.COMMENT_MAX,
+    }
+
+
+def _live_context(request: HttpRequest, deployment: Deployment, feedback: dict | None = None) -> dict[str, Any]:
     context = _base_context(request, deployment, "progress")
     context.update(_progress(deployment), live=not deployment.is_final)
+    context["approval"] = _approval(request, deployment, feedback)
     return context
 
 
 @login_required
 def deployment_detail(request, pk: int):
-    """Status, controls, details and live progress (polled while the deployment has not ended)."""
+    """Status, controls, approval, details and live progress (polled while the deployment has not ended)."""
     deployment = _visible(request, pk)
     return render(request, "deployments/detail.html", _live_context(request, deployment))
 
@@ -404,6 +479,52 @@ def deployment_rollback(request, pk: int):
         request, f"Rolling back {deployment.environment.name} to {rollback.release.version}: {rollback} requested."
     )
     return _back(rollback)
+
+
+def _decide(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:
+    """Approve or reject through apps.approvals.services, bound to the plan digest the page showed.
+
+    From htmx: the live part of the page, with the service's answer in the approval panel (a field error under
+    the comment, another error above the buttons), always 200 so htmx swaps it in. Without JavaScript: a
+    message and back to the page."""
+    deployment = _visible(request, pk)
+    form = DecisionForm(request.POST)
+    feedback: dict[str, Any] = {"comment": request.POST.get("comment", "")}
+    try:
+        if not form.is_valid():  # text the database cannot hold (a NUL character)
+            raise ValidationFailed(
+                "The decision could not be read.", fields={name: list(errors) for name, errors in form.errors.items()}
+            )
+        service(actor=request.user, deployment=deployment, **form.values())
+    except ReleaseHubError as exc:
+        if not request.htmx:
+            messages.error(request, exc.detail)
+            return _back(deployment)
+        feedback["comment_errors"] = (exc.fields or {}).get("comment", [])
+        feedback["error"] = "" if feedback["comment_errors"] else exc.detail
+    else:
+        if not request.htmx:
+            messages.success(request, done.format(deployment=deployment))
+            return _back(deployment)
+        feedback["comment"] = ""
+        deployment = _visible(request, pk)  # enough approvals move it on at once
+    response = render(request, "deployments/_live.html", _live_context(request, deployment, feedback))
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@login_required
+@require_POST
+def deployment_approve(request, pk: int):
+    """Approve a deployment waiting for approval (needs `approve`; not its requester or its release's creator)."""
+    return _decide(request, pk, approvals.approve, "You approved {deployment}.")
+
+
+@login_required
+@require_POST
+def deployment_reject(request, pk: int):
+    """Reject a deployment waiting for approval; the comment says why."""
+    return _decide(request, pk, approvals.reject, "You rejected {deployment}.")
 
 
 # --- Templates -----------------------------------------------------------------------------------------

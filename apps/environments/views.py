@@ -1,4 +1,5 @@
-"""Environment pages: list by tier, detail (targets, variables, lifecycles), history, access, and the forms.
+"""Environment pages: list by tier, detail (targets, variables, lifecycles), approvals (the policy), history,
+access, and the forms.
 
 Pages read through selectors and the API's FilterSet, and write only through services:
 a domain error becomes a message or a form error. An environment the user may not view
@@ -16,8 +17,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Team
+from apps.approvals import services as approval_services
+from apps.approvals.forms import ApprovalPolicyForm
+from apps.approvals.selectors import pending_visible_to, policy_of
+from apps.approvals.views import duration_words, mark_overdue
 from apps.core.errors import PermissionDenied, ReleaseHubError
-from apps.core.permissions import can, ensure_can
+from apps.core.permissions import can, ensure_can, holders
 from apps.core.ui import access_change, access_context, call_service, form_add_domain_error, page_or_fragment
 
 from . import services
@@ -120,8 +125,89 @@ def environment_detail(request, slug: str):
         targets=targets_of(environment),
         variables=variables_of(environment),
         lifecycles=lifecycles_including(environment, request.user),
+        policy=policy_of(environment),
     )
     return render(request, "environments/detail.html", context)
+
+
+# --- Approvals -------------------------------------------------------------------------------------
+
+APPROVALS_SHOWN = 10
+
+
+def _approvals_page(request, environment: Environment, form: ApprovalPolicyForm | None = None) -> HttpResponse:
+    """The Approvals tab: the policy (or none), the teams holding `approve`, the deployments waiting here, and
+    for managers the form that sets or replaces the policy (`form` when it comes back with errors)."""
+    context = _tab_context(request, environment, "approvals")
+    policy = policy_of(environment)
+    if form is None and context["can_manage"]:
+        form = ApprovalPolicyForm(policy=policy)
+    waiting = pending_visible_to(request.user).filter(environment=environment)
+    context.update(
+        policy=policy,
+        expiry=duration_words(policy.expires_after) if policy and policy.expires_after else "",
+        form=form,
+        approvers=holders(environment, "approve").select_related("team").order_by("name"),
+        waiting=mark_overdue(list(waiting[:APPROVALS_SHOWN])),
+        waiting_count=waiting.count(),
+    )
+    return render(request, "environments/approvals.html", context)
+
+
+def _to_approvals(environment: Environment) -> HttpResponse:
+    return redirect("environments:approvals", slug=environment.slug)
+
+
+@login_required
+def environment_approvals(request, slug: str):
+    """What deployments here need before they run: the approval policy; managers set, replace or remove it."""
+    return _approvals_page(request, _visible(request, slug))
+
+
+@login_required
+@require_POST
+def environment_approvals_set(request, slug: str):
+    """Set or replace the policy (apps.approvals.services.policy_set; `manage` on the environment)."""
+    environment = _visible(request, slug)
+    try:
+        ensure_can(request.user, "manage", environment)
+    except ReleaseHubError as exc:
+        messages.error(request, exc.detail)
+        return _to_approvals(environment)
+    form = ApprovalPolicyForm(request.POST)
+    if form.is_valid():
+        replacing = policy_of(environment) is not None
+        try:
+            policy = approval_services.policy_set(actor=request.user, environment=environment, **form.service_kwargs())
+        except PermissionDenied as exc:
+            messages.error(request, exc.detail)
+            return _to_approvals(environment)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            count = policy.required_approvals
+            messages.success(
+                request,
+                f"{'Policy replaced' if replacing else 'Policy set'}: deployments to {environment.name} requested "
+                f"from now on need {count} approval{'s' if count != 1 else ''}.",
+            )
+            return _to_approvals(environment)
+    return _approvals_page(request, environment, form)
+
+
+@login_required
+@require_POST
+def environment_approvals_remove(request, slug: str):
+    """Remove the policy: deployments requested from now on need no approval (waiting ones keep theirs)."""
+    environment = _visible(request, slug)
+    call_service(
+        request,
+        approval_services.policy_remove,
+        f"Deployments to {environment.name} need no approval any more; those already waiting still do.",
+        actor=request.user,
+        environment=environment,
+    )
+    return _to_approvals(environment)
 
 
 @login_required

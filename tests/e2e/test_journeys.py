@@ -22,6 +22,7 @@ NAVIGATION = [
     ("Dashboard", "/", "Dashboard"),
     ("Releases", "/releases/", "Releases"),
     ("Deployments", "/deployments/", "Deployments"),
+    ("Approvals", "/approvals/", "Approvals"),
     ("Calendar", "/calendar/", "Calendar"),
     ("Environments", "/environments/", "Environments"),
     ("Applications", "/applications/", "Applications"),
