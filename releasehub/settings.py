@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.inventory",
     "apps.approvals",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +189,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 # --- Email ---------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ReleaseHub <releasehub@localhost>")
+# Where people reach the site: links in notifications (emails, webhooks, chat) are made absolute with it.
+RELEASEHUB_BASE_URL = env.str("RELEASEHUB_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Notification deliveries that fail are retried after this many seconds, doubled each time (10, 20, 40, 80).
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=10)
 
 # --- REST API -------------------------------------------------------------------------------
 API_TOKEN_RATE = env.str("API_TOKEN_RATE", default="1200/min")
@@ -233,6 +238,10 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStatusEnum": "apps.deployments.models.DeploymentStatus",
         "StepRunStatusEnum": "apps.deployments.models.StepRunStatus",
         "TokenStatusEnum": ["active", "expired", "revoked"],
+        "ChannelEnum": "apps.core.context.Channel",
+        "NotificationChannelEnum": "apps.notifications.models.Channel",
+        "NotificationEventEnum": "apps.notifications.events.EVENT_CHOICES",
+        "DeliveryStatusEnum": "apps.notifications.models.DeliveryStatus",
     },
 }
 
@@ -278,6 +287,11 @@ CELERY_BEAT_SCHEDULE = {
     "approvals-expire": {
         "task": "approvals.expire",
         "schedule": 30,
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
+    "notifications-resend-lost": {
+        "task": "notifications.resend_lost",
+        "schedule": 60,
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
     "purge-idempotency-keys": {

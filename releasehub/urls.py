@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.releases.api.urls")),
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.approvals.api.urls")),
+    path("", include("apps.notifications.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("applications/", include("apps.catalog.urls")),
     path("releases/", include("apps.releases.urls")),
     path("deployments/", include("apps.deployments.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     path("approvals/", include("apps.approvals.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.core.urls")),
