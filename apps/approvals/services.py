@@ -21,6 +21,7 @@ from apps.deployments import services as deployments
 from apps.deployments.models import Deployment, DeploymentStatus
 from apps.environments.models import Environment
 
+from . import notices
 from .models import ApprovalPolicy, ApprovalRequest, Decision, RequestStatus, Verdict
 
 MAX_APPROVALS = 10
@@ -123,6 +124,7 @@ def request_open(deployment: Deployment) -> ApprovalRequest | None:
         summary=f"{deployment} needs {policy.required_approvals} approval(s)",
         details={"plan_digest": deployment.plan_digest, "required": policy.required_approvals},
     )
+    notices.requested(deployment, request)
     return request
 
 
@@ -196,10 +198,12 @@ def _settle(request: ApprovalRequest, deployment: Deployment, actor: User | None
         request.status, request.decided_at = RequestStatus.REJECTED, now
         request.save(update_fields=["status", "decided_at", "updated_at"])
         deployments.transition(deployment, DeploymentStatus.REJECTED, reason="Rejected by an approver.", actor=actor)
+        notices.decided(deployment, "rejected", actor)
     elif decisions.count(Verdict.APPROVE) >= request.required_approvals:
         request.status, request.decided_at = RequestStatus.APPROVED, now
         request.save(update_fields=["status", "decided_at", "updated_at"])
         deployments.release_approved(deployment, actor=actor)
+        notices.decided(deployment, "approved", actor)
 
 
 def approve(
@@ -240,5 +244,6 @@ def expire_due() -> int:
             audit_record(
                 verb="approval.expired", target=request.deployment, details={"plan_digest": request.plan_digest}
             )
+            notices.decided(request.deployment, "expired", None)
             expired += 1
     return expired

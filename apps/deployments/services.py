@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -21,6 +22,7 @@ from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, Vali
 from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
+from apps.notifications.services import notify
 from apps.releases import lifecycle
 from apps.releases.models import Release
 
@@ -100,6 +102,25 @@ def transition(deployment: Deployment, status: str, *, reason: str = "", actor: 
         start_next_queued(deployment.environment_id)
     if status in (S.SUCCEEDED, S.FAILED, S.ROLLED_BACK):
         lifecycle.deployment_finished(deployment)
+        _announce(deployment, status, reason)
+
+
+def _announce(deployment: Deployment, status: str, reason: str) -> None:
+    """Failures, and successes in production, are news (apps.notifications)."""
+    if status == S.SUCCEEDED and deployment.environment.tier != "production":
+        return
+    event = "deployment.succeeded_production" if status == S.SUCCEEDED else "deployment.failed"
+    outcome = S(status).label.lower()
+    notify(
+        event,
+        environment=deployment.environment,
+        deployment=deployment,
+        subject=f"Deployment #{deployment.pk} of {deployment.release} to {deployment.environment.name} {outcome}",
+        body=reason or f"It {outcome}.",
+        url=reverse("deployments:detail", args=[deployment.pk]),
+        recipients=[deployment.created_by] if status != S.SUCCEEDED else [],
+        data={"deployment": deployment.pk, "status": status, "reason": reason, "version": deployment.release.version},
+    )
 
 
 def _schedule(deployment: Deployment) -> None:

@@ -214,3 +214,15 @@ def test_the_policy_api_needs_manage(scene):
     assert admin.put("/api/v1/approval-policies/staging/", {"required_approvals": 0}, format="json").status_code == 400
     assert admin.delete("/api/v1/approval-policies/staging/").status_code == 204
     assert request_deploy(scene).status == "running"
+
+
+def test_approvers_hear_of_a_request_and_the_requester_of_the_decision(scene):
+    from apps.notifications.models import Delivery
+
+    deployment = request_deploy(scene)
+    asked = Delivery.objects.filter(event="approval.requested", payload__deployment=deployment.pk)
+    assert sorted(asked.values_list("recipient", flat=True)) == [f"approver-{i}@example.com" for i in range(3)]
+    reject(actor=scene["people"][0], deployment=deployment, comment="Not now.")
+    told = Delivery.objects.get(event="approval.decided", payload__deployment=deployment.pk)
+    assert told.recipient == "dora@example.com"
+    assert "rejected by approver-0" in told.payload["subject"]

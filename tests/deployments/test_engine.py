@@ -21,6 +21,7 @@ from apps.deployments.services import (
 )
 from apps.environments.services import variable_create
 from apps.inventory.selectors import current_installations
+from apps.notifications.models import Delivery
 
 from .conftest import FINAL, wait_for
 
@@ -105,6 +106,8 @@ def test_a_digest_mismatch_fails_the_step_without_touching_current(stage, celery
     assert "sha256:" + "0" * 64 in run.message
     assert [s.current(t) for t in s.targets] == ["1.0.0"] * 4
     assert not (s.root / "web-1" / "releases" / "3.0.0").exists()
+    told = Delivery.objects.get(event="deployment.failed", payload__deployment=deployment.pk)
+    assert told.recipient == s.deployer.email
 
 
 def test_two_deployments_to_one_environment_run_one_after_the_other(stage, celery_worker):

@@ -36,7 +36,7 @@ def test_rotate_encryption_key(keys):
     after = dict(Variable.objects.filter(secret=True).values_list("name", "value"))
     assert all(after[name] != before[name] for name in before)
     assert {name: crypto.decrypt(value) for name, value in after.items()} == {"DB_PASSWORD": "pw", "API_KEY": "key"}
-    event = AuditEvent.objects.get(verb="secrets.rotated")
+    event = AuditEvent.objects.get(verb="secrets.rotated", object_type="environments.variable")
     assert (event.channel, event.actor_name, event.details) == ("cli", "system", {"count": 2})
 
 

@@ -13,9 +13,6 @@ import pytest
 
 from apps.notifications.models import Delivery
 
-# The browser fixtures of tests/e2e, for this folder's browser journeys (test_browser.py).
-from tests.e2e.conftest import browser, e2e_user, page, problems, sign_in  # noqa: F401
-
 SECRET = "whsec-0123456789abcdef-local"
 FINAL = {"sent", "gave_up"}
 

@@ -133,6 +133,10 @@ def test_an_approval_request_email_to_an_approver(db, settings):
     settings.RELEASEHUB_BASE_URL = "https://releasehub.example.com/"
     scene = _scene(required=1)
     deployment = request_deploy(scene)
+    send_pending()  # the request's own notice to every eligible approver
+    assert sorted(m.to for m in mail.outbox) == [[f"approver-{i}@example.com"] for i in range(3)]
+    mail.outbox.clear()
+    sent_before = Delivery.objects.filter(status="sent").count()
     amy, ben, _ = scene["people"]
     _notify(
         scene["staging"],
@@ -154,7 +158,7 @@ def test_an_approval_request_email_to_an_approver(db, settings):
     assert "https://releasehub.example.com/notifications/" in message.body
     assert message.extra_headers["X-ReleaseHub-Event"] == "approval.requested"
     assert mail.outbox[0].body != mail.outbox[1].body  # each approver's links are their own
-    assert Delivery.objects.filter(status="sent").count() == 2
+    assert Delivery.objects.filter(status="sent").count() == sent_before + 2
 
 
 def test_a_team_subscription_emails_each_member(db):
