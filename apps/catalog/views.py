@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import Team
 from apps.core.errors import PermissionDenied, ReleaseHubError
 from apps.core.permissions import can, ensure_can
-from apps.core.ui import access_change, access_context, form_add_domain_error, page_or_fragment
+from apps.core.ui import access_change, access_context, form_add_domain_error, page_or_fragment, query_without_page
 
 from . import services
 from .filters import ApplicationFilterSet, ArtifactFilterSet
@@ -53,12 +53,6 @@ def _visible(request: HttpRequest, slug: str) -> Application:
     return get_object_or_404(applications_visible_to(request.user), slug=slug)
 
 
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
-
-
 def _tab_context(request, application: Application, tab: str) -> dict:
     return {"application": application, "tab": tab, "can_manage": can(request.user, "manage", application)}
 
@@ -71,7 +65,7 @@ def application_list(request):
     context = {
         "filterset": filterset,
         "page": Paginator(applications, PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": _query_without_page(request),
+        "query": query_without_page(request),
         "filtered": any(request.GET.get(name) for name in filterset.filters),
         "teams": Team.objects.order_by("name"),
         "can_create": request.user.has_perm(ADD_PERMISSION),
@@ -90,7 +84,7 @@ def application_detail(request, slug: str):
     context.update(
         filterset=filterset,
         page=Paginator(artifacts, PAGE_SIZE).get_page(request.GET.get("page")),
-        query=_query_without_page(request),
+        query=query_without_page(request),
         branches=branches_of(application),
         branch=request.GET.get("branch", ""),
     )

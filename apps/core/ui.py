@@ -34,6 +34,13 @@ def form_add_domain_error(form, exc: ReleaseHubError) -> None:
         form.add_error(None, exc.detail)
 
 
+def query_without_page(request: HttpRequest) -> str:
+    """The request's query string without `page`: what the pagination links add their page number to."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
 def page_or_fragment(request: HttpRequest, page: str, partial: str, context: dict) -> HttpResponse:
     """The results fragment for htmx requests (filter forms), the whole page otherwise."""
     htmx = getattr(request, "htmx", None)

@@ -34,7 +34,7 @@ from apps.approvals.selectors import request_for
 from apps.catalog.selectors import applications_visible_to
 from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError, ValidationFailed
 from apps.core.permissions import can
-from apps.core.ui import form_add_domain_error, page_or_fragment
+from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
 from apps.environments.selectors import environments_visible_to
 from apps.inventory.selectors import current_installations
 from apps.releases.selectors import release_for
@@ -89,12 +89,6 @@ def _visible(request: HttpRequest, pk: int) -> Deployment:
         return deployment_for(request.user, pk)
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-
-
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
@@ -155,7 +149,7 @@ def deployment_list(request):
     context = {
         "filterset": filterset,
         "page": Paginator(deployments, PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": _query_without_page(request),
+        "query": query_without_page(request),
         "filtered": any(request.GET.get(name) for name in filterset.filters),
         "environments": environments_visible_to(request.user).order_by("name"),
         "applications": applications_visible_to(request.user),
@@ -443,12 +437,9 @@ def deployment_resume(request, pk: int):
     if not form.is_valid():
         messages.error(request, "The comment is too long: at most 1000 characters.")
         return _back(deployment)
-    try:
-        services.deployment_resume(actor=request.user, deployment=deployment, comment=form.cleaned_data["comment"])
-    except ReleaseHubError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"{deployment} resumed.")
+    done = f"{deployment} resumed."
+    comment = form.cleaned_data["comment"]
+    call_service(request, services.deployment_resume, done, actor=request.user, deployment=deployment, comment=comment)
     return _back(deployment)
 
 
@@ -456,12 +447,8 @@ def deployment_resume(request, pk: int):
 @require_POST
 def deployment_retry(request, pk: int):
     deployment = _visible(request, pk)
-    try:
-        services.deployment_retry(actor=request.user, deployment=deployment)
-    except ReleaseHubError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"{deployment}: the failed step runs again.")
+    done = f"{deployment}: the failed step runs again."
+    call_service(request, services.deployment_retry, done, actor=request.user, deployment=deployment)
     return _back(deployment)
 
 

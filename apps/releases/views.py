@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from apps.catalog.selectors import applications_visible_to
 from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
 from apps.core.permissions import can
-from apps.core.ui import call_service, form_add_domain_error, page_or_fragment
+from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
 from apps.deployments.models import Deployment
 from apps.deployments.plans import plan_rows
 from apps.deployments.selectors import deployments_visible_to
@@ -52,12 +52,6 @@ def _visible(request: HttpRequest, pk: int) -> Release:
         raise Http404(exc.detail) from exc
 
 
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
-
-
 def _tab_context(request: HttpRequest, release: Release, tab: str) -> dict:
     may_change = can(request.user, "register", release.application)
     return {
@@ -77,7 +71,7 @@ def release_list(request):
     context = {
         "filterset": filterset,
         "page": Paginator(releases, PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": _query_without_page(request),
+        "query": query_without_page(request),
         "filtered": any(request.GET.get(name) for name in filterset.filters),
         "applications": applications_visible_to(request.user),
         "can_create": applications_for_releases(request.user).exists(),
