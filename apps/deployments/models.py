@@ -12,6 +12,9 @@ class Strategy(models.TextChoices):
 
     ALL_AT_ONCE = "all_at_once", "All at once"
     ROLLING = "rolling", "Rolling"
+    BLUE_GREEN = "blue_green", "Blue/green"
+    ROLLING_BLUE_GREEN = "rolling_blue_green", "Rolling blue/green"
+    CANARY = "canary", "Canary"
 
 
 class DeploymentStatus(models.TextChoices):

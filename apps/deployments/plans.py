@@ -25,8 +25,9 @@ from apps.core.errors import ValidationFailed
 
 from . import steps as step_kinds
 from .engine import strategies
+from .steps.switch_traffic import HOOK_KINDS
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: phases name their steps
 SECRET_REFERENCE = re.compile(r"⟦secret:([A-Za-z_][A-Za-z0-9_]*)⟧")
 MAX_STEPS = 50
 
@@ -89,6 +90,9 @@ _jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=
 
 # --- Template steps ------------------------------------------------------------------------------------
 
+# Kinds templates may use; the strategies add the others (analysis, switch_traffic) themselves.
+TEMPLATE_KINDS = sorted(name for name, kind in step_kinds.REGISTRY.items() if kind.in_templates)
+
 
 def validate_steps(steps: Any) -> list[dict[str, Any]]:
     """Check a template's steps: [{"name", "kind", "params"}]; each kind registered, each parameter set
@@ -107,10 +111,8 @@ def validate_steps(steps: Any) -> list[dict[str, Any]]:
             continue
         kind_name, params = step.get("kind"), step.get("params", {})
         name = step.get("name") or kind_name
-        if not isinstance(kind_name, str) or kind_name not in step_kinds.REGISTRY:
-            errors[f"{where}.kind"] = [
-                f"Unknown step kind {kind_name!r}; known: {', '.join(sorted(step_kinds.REGISTRY))}."
-            ]
+        if not isinstance(kind_name, str) or kind_name not in TEMPLATE_KINDS:
+            errors[f"{where}.kind"] = [f"Unknown step kind {kind_name!r}; known: {', '.join(TEMPLATE_KINDS)}."]
             continue
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             errors[f"{where}.name"] = ["A name of 1 to 200 characters."]
@@ -129,6 +131,20 @@ def validate_steps(steps: Any) -> list[dict[str, Any]]:
     if errors:
         raise ValidationFailed("The template's steps are not valid.", fields=errors)
     return normalised
+
+
+def traffic_hook_errors(hook: Any) -> dict[str, list[str]]:
+    """What is wrong with an environment's traffic hook ({} or {"kind": "shell"|"http", "params": {...}})."""
+    if not hook:
+        return {}
+    shape = 'Give {"kind": "shell" or "http", "params": {...}}, or nothing.'
+    if not isinstance(hook, dict) or set(hook) - {"kind", "params"} or hook.get("kind") not in HOOK_KINDS:
+        return {"traffic_hook": [shape]}
+    params = hook.get("params", {})
+    if not isinstance(params, dict):
+        return {"traffic_hook": [shape]}
+    problems = _schema_errors(step_kinds.get(hook["kind"]).schema, params, templated_ok=True) + _syntax_errors(params)
+    return {"traffic_hook": problems} if problems else {}
 
 
 def _is_templated(value: Any) -> bool:
@@ -236,11 +252,96 @@ def _target_info(target) -> dict[str, Any]:
     }
 
 
+def _base_scope(release_info: dict, environment_info: dict) -> dict[str, Any]:
+    artifacts = release_info["artifacts"]
+    return {
+        "release": Scope("release", {k: v for k, v in release_info.items() if k != "artifacts"}),
+        "artifact": Scope("artifact", artifacts[0] if artifacts else {}),
+        "environment": Scope("environment", environment_info),
+    }
+
+
+def _release_info(release) -> dict[str, Any]:
+    artifacts = [
+        {"id": a.pk, "application": release.application.slug, "version": a.version, "digest": a.digest, "uri": a.uri}
+        for a in (ra.artifact for ra in release.release_artifacts.select_related("artifact").order_by("position"))
+    ]
+    return {
+        "id": release.pk,
+        "application": release.application.slug,
+        "version": release.version,
+        "artifacts": artifacts,
+    }
+
+
+def _environment_info(environment) -> dict[str, Any]:
+    return {"slug": environment.slug, "name": environment.name, "tier": environment.tier}
+
+
+def _entry(step: dict, **extra: Any) -> dict[str, Any]:
+    kind = step_kinds.get(step["kind"])
+    return {"name": step["name"], "kind": kind.name, "scope": kind.scope, "idempotent": kind.idempotent, **extra}
+
+
+class _Traffic:
+    """Renders switch_traffic steps: the environment's hook, for the new split and for the one before."""
+
+    def __init__(self, environment, scope: dict[str, Any], targets: dict[str, Any]) -> None:
+        self.hook = environment.traffic_hook or None
+        self.scope = scope
+        self.targets = targets
+
+    def _render(self, slot: str, weight: int, names: list[str]) -> dict | None:
+        if not self.hook:
+            return None
+        values = {
+            "slot": slot,
+            "other_slot": "blue" if slot == "green" else "green",
+            "weight": weight,
+            "targets": names,
+            "addresses": [self.targets[name].address for name in names],
+        }
+        hook = {"kind": self.hook["kind"], "params": self.hook.get("params", {})}
+        where = f"The traffic hook for {weight}% to {slot}"
+        return {
+            "kind": hook["kind"],
+            "params": render_step(hook, {**self.scope, "traffic": Scope("traffic", values)}, where=where),
+        }
+
+    def step(self, switch: dict) -> dict[str, Any]:
+        slot = switch["slot"]
+        params = {
+            **switch,
+            "hook": self._render(slot, switch["weight"], switch["targets"]),
+            "undo_hook": self._render(slot, switch["previous_weight"], switch["previous_targets"]),
+        }
+        return _entry({"name": "Switch traffic", "kind": "switch_traffic"}, params=params)
+
+
+def _analysis_step(spec: dict, options: dict, targets: dict[str, Any]) -> dict[str, Any]:
+    watched = [
+        {"name": name, "url": targets[name].health_check_url}
+        for name in spec["targets"]
+        if targets[name].health_check_url
+    ]
+    analysis = options.get("analysis", {})
+    if not watched and not analysis.get("metrics_url"):
+        raise ValidationFailed(
+            "The analysis gate has nothing to probe: give the targets health check URLs or set analysis.metrics_url.",
+            fields={"strategy_options": ["The analysis gate needs health check URLs or a metrics_url."]},
+        )
+    params = {"targets": watched, "seconds": spec["seconds"], **analysis}
+    return _entry({"name": "Analysis", "kind": "analysis"}, params=params)
+
+
 def build_plan(*, release, environment, template_version, strategy: str, strategy_options: dict | None) -> dict:
     """The plan as a JSON-ready dict. Deterministic: identical inputs give an identical plan and digest.
 
-    Raises ValidationFailed: unknown strategy or options, no targets, a name the template
-    uses that is not defined (named in the error), parameters invalid once rendered.
+    The strategy's rollout (engine.strategies) gives the phases; the template's steps (and the
+    health gate) run on each phase's targets, and phases add their own batch steps: a traffic
+    switch, an analysis gate, a judgment, a wait. Raises ValidationFailed: unknown strategy or
+    options, no targets (or none in the idle slot), a name the template uses that is not defined
+    (named in the error), parameters invalid once rendered.
     """
     options = strategies.normalize_options(strategy, strategy_options)
     targets = sorted(environment.targets.all(), key=lambda t: t.name)
@@ -248,22 +349,21 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
         raise ValidationFailed(
             f"{environment.name} has no targets to deploy to.", fields={"environment": ["Add a target first."]}
         )
-    artifacts = [
-        {"id": a.pk, "application": release.application.slug, "version": a.version, "digest": a.digest, "uri": a.uri}
-        for a in (ra.artifact for ra in release.release_artifacts.select_related("artifact").order_by("position"))
-    ]
-    release_info = {
-        "id": release.pk,
-        "application": release.application.slug,
-        "version": release.version,
-        "artifacts": artifacts,
-    }
-    environment_info = {"slug": environment.slug, "name": environment.name, "tier": environment.tier}
+    by_name = {t.name: t for t in targets}
+    specs = strategies.rollout(
+        strategy,
+        options,
+        [(t.name, t.slot) for t in targets],
+        live_slot=environment.live_slot,
+        weighted=environment.traffic_weights,
+    )
+    release_info, environment_info = _release_info(release), _environment_info(environment)
     shared, overrides = _variables(environment, targets)
+    base_scope = _base_scope(release_info, environment_info)
 
-    steps = [dict(step) for step in template_version.steps]
+    template_steps = [dict(step) for step in template_version.steps]
     if options["health_gate"]:
-        steps.append(
+        template_steps.append(
             {
                 "name": "Health gate",
                 "kind": "health_check",
@@ -271,28 +371,70 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
                 "gate": True,  # only on targets that have a health_check_url
             }
         )
-    base_scope = {
-        "release": Scope("release", {k: v for k, v in release_info.items() if k != "artifacts"}),
-        "artifact": Scope("artifact", artifacts[0] if artifacts else {}),
-        "environment": Scope("environment", environment_info),
-    }
-    plan_steps, per_target = [], {}
-    for index, step in enumerate(steps):
+    # Blue/green strategies roll back by switching traffic back: the slots keep their files.
+    switch_only = strategy in strategies.SLOT_STRATEGIES or (strategy == "canary" and environment.traffic_weights)
+    plan_steps = []
+    for index, step in enumerate(template_steps):
         kind = step_kinds.get(step["kind"])
-        where = f"Step {index + 1} ({step['name']})"
-        entry = {"name": step["name"], "kind": kind.name, "scope": kind.scope, "idempotent": kind.idempotent}
+        entry = _entry(step, undo=kind.reversible and not switch_only)
         if kind.scope == "batch":
-            entry["params"] = render_step(step, {**base_scope, "var": Scope("var", shared)}, where=where)
+            entry["params"] = render_step(
+                step, {**base_scope, "var": Scope("var", shared)}, where=f"Step {index + 1} ({step['name']})"
+            )
         plan_steps.append(entry)
+    traffic = _Traffic(environment, {**base_scope, "var": Scope("var", shared)}, by_name)
+
+    def add(entry: dict) -> int:
+        plan_steps.append(entry)
+        return len(plan_steps) - 1
+
+    phases, installed, switched = [], set(), False
+    expects = {"live_slot": environment.live_slot, "idle_weight": environment.idle_weight}
+    for spec in specs:
+        indices = list(range(len(template_steps))) if spec["install"] and spec["targets"] else []
+        installed.update(spec["targets"] if indices else [])
+        if spec["switch"]:
+            indices.append(add({**traffic.step(spec["switch"]), "undo": True}))
+        if spec["analysis"]:
+            indices.append(add({**_analysis_step(spec["analysis"], options, by_name), "undo": False}))
+        if spec["judgment"]:
+            instructions = f"{spec['name']}: check the canary, then continue or roll back."
+            indices.append(
+                add(
+                    _entry(
+                        {"name": "Judgment", "kind": "manual_intervention"},
+                        params={"instructions": instructions},
+                        undo=False,
+                    )
+                )
+            )
+        if spec["wait"]:
+            indices.append(
+                add(_entry({"name": "Keep the old slot", "kind": "wait"}, params={"seconds": spec["wait"]}, undo=False))
+            )
+        phase = {"name": spec["name"], "targets": spec["targets"] if spec["install"] else [], "steps": indices}
+        if spec["weight"] is not None:
+            phase["weight"] = spec["weight"]
+        if spec["switch"]:
+            phase["slot"] = spec["switch"]["slot"]
+        if switch_only and not switched:
+            phase["expects"] = expects  # the environment's traffic must still be as the plan assumed
+        switched = switched or bool(spec["switch"])
+        phases.append(phase)
+
+    per_target = {}
     for target in targets:
+        if target.name not in installed:
+            continue
         variables = {**shared, **overrides.get(target.pk, {})}
         scope = {**base_scope, "var": Scope("var", variables), "target": Scope("target", _target_info(target))}
         rendered = []
-        for index, step in enumerate(steps):
+        for index, step in enumerate(template_steps):
             if step_kinds.get(step["kind"]).scope == "batch" or (step.get("gate") and not target.health_check_url):
                 rendered.append(None)
                 continue
             rendered.append(render_step(step, scope, where=f"Step {index + 1} ({step['name']}) on {target.name}"))
+        rendered += [None] * (len(plan_steps) - len(template_steps))
         per_target[target.name] = {**_target_info(target), "variables": variables, "params": rendered}
     return {
         "format": PLAN_FORMAT,
@@ -301,12 +443,55 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
         "template": {"slug": template_version.template.slug, "version": template_version.number},
         "strategy": {"name": strategy, **options},
         "steps": plan_steps,
-        "phases": [
-            {"name": f"Batch {i + 1}", "targets": names}
-            for i, names in enumerate(strategies.phases(strategy, options, [t.name for t in targets]))
-        ],
+        "phases": phases,
         "targets": per_target,
     }
+
+
+def build_switch_back_plan(*, release, environment, template_version, strategy: str, options: dict, slot: str) -> dict:
+    """A blue/green rollback: all traffic back to `slot`, which still holds `release`. Nothing is installed."""
+    release_info, environment_info = _release_info(release), _environment_info(environment)
+    scope = {**_base_scope(release_info, environment_info), "var": Scope("var", _variables(environment, [])[0])}
+    targets = {t.name: t for t in environment.targets.filter(slot=slot)}
+    switch = {"slot": slot, "weight": 100, "targets": sorted(targets), "previous_weight": 0, "previous_targets": []}
+    expects = {"live_slot": environment.live_slot, "idle_weight": environment.idle_weight}
+    return {
+        "format": PLAN_FORMAT,
+        "release": release_info,
+        "environment": environment_info,
+        "template": {"slug": template_version.template.slug, "version": template_version.number},
+        "strategy": {"name": strategy, **options, "switch_back": True},
+        "steps": [{**_Traffic(environment, scope, targets).step(switch), "undo": True}],
+        "phases": [
+            {
+                "name": f"Switch traffic back to {slot}",
+                "targets": [],
+                "steps": [0],
+                "weight": 100,
+                "slot": slot,
+                "expects": expects,
+            }
+        ],
+        "targets": {},
+    }
+
+
+def phase_steps(plan: dict, phase: int) -> list[int]:
+    """The indices of the plan steps a phase runs, in order (plans before format 2: every step)."""
+    return plan["phases"][phase].get("steps", list(range(len(plan["steps"]))))
+
+
+def first_cursor(plan: dict) -> tuple[int, int]:
+    """Where a deployment of this plan starts: (phase, step)."""
+    for phase in range(len(plan["phases"])):
+        if indices := phase_steps(plan, phase):
+            return phase, indices[0]
+    return 0, 0
+
+
+def undoes(step: dict) -> bool:
+    """Whether rolling back undoes this plan step (plans before format 2: reversible kinds on targets)."""
+    return step.get("undo", step["scope"] == "target" and step_kinds.get(step["kind"]).reversible)
 
 
 def canonical_json(plan: dict) -> str:

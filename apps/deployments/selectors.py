@@ -11,6 +11,7 @@ from apps.core.permissions import restrict
 from apps.environments.models import Environment
 
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, TemplateVersion
+from .plans import undoes
 
 
 def deployments_visible_to(user) -> QuerySet[Deployment]:
@@ -117,3 +118,9 @@ def previous_success(deployment: Deployment) -> Deployment | None:
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+def has_undo_work(deployment: Deployment) -> bool:
+    """Whether rolling the deployment back would undo anything: a step that rollback undoes succeeded."""
+    undone = [i for i, step in enumerate(deployment.plan["steps"]) if undoes(step)]
+    return StepRun.objects.filter(deployment=deployment, action="deploy", status="succeeded", step__in=undone).exists()

@@ -22,6 +22,7 @@ from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, Vali
 from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
+from apps.inventory.models import Installation
 from apps.notifications.services import notify
 from apps.releases import lifecycle
 from apps.releases.models import Release
@@ -36,7 +37,11 @@ from .models import (
     TemplateVersion,
 )
 from .models import DeploymentStatus as S
-from .selectors import previous_success
+from .plans import first_cursor
+from .selectors import has_undo_work, previous_success
+
+# Steps a person may end early with Promote.
+PROMOTABLE = ("analysis", "wait", "manual_intervention")
 
 # Which status may follow which; anything else is an InvalidTransition.
 TRANSITIONS: dict[str, set[str]] = {
@@ -220,21 +225,43 @@ def _choose_template(release: Release, environment: Environment, template, versi
     return latest_version(template)
 
 
-def _inputs(*, actor, release, environment, strategy, strategy_options, template, template_version=None):
+def _inputs(
+    *, actor, release, environment, strategy, strategy_options, template, template_version=None, switch_back=""
+):
     if actor is not None:
         ensure_can(actor, "view", environment)
         if not can(actor, "view", release.application):
             raise NotFound("No such release.")
-    strategy = strategy or Strategy.ALL_AT_ONCE
+    strategy, strategy_options = _strategy(environment, strategy, strategy_options)
     version = _choose_template(release, environment, template, template_version)
-    plan = plans.build_plan(
-        release=release,
-        environment=environment,
-        template_version=version,
-        strategy=strategy,
-        strategy_options=strategy_options,
-    )
+    if switch_back:
+        plan = plans.build_switch_back_plan(
+            release=release,
+            environment=environment,
+            template_version=version,
+            strategy=strategy,
+            options=strategy_options,
+            slot=switch_back,
+        )
+    else:
+        plan = plans.build_plan(
+            release=release,
+            environment=environment,
+            template_version=version,
+            strategy=strategy,
+            strategy_options=strategy_options,
+        )
     return strategy, version, plan
+
+
+def _strategy(environment: Environment, strategy: str | None, options: dict | None) -> tuple[str, dict | None]:
+    """The request's strategy, else the environment's default; the default's options go with the default
+    strategy when the request gives none."""
+    default = environment.default_strategy or Strategy.ALL_AT_ONCE
+    strategy = strategy or default
+    if options is None and strategy == default:
+        options = environment.default_strategy_options
+    return strategy, options
 
 
 def deployment_preview(
@@ -271,6 +298,7 @@ def deployment_create(
     template_version: TemplateVersion | None = None,
     override_reason: str = "",
     requested_by: User | None = None,
+    switch_back: str = "",
 ) -> Deployment:
     """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
     the environment is free, `queued` behind the active one otherwise.
@@ -281,7 +309,8 @@ def deployment_create(
     pins a version (rollbacks redeploy with the one that succeeded before). The release's lifecycle
     and blocks apply (PolicyViolation, 422) unless `override_reason` justifies an exception by someone
     with `manage` on the environment. `requested_by` is who set off a deployment the system makes
-    (`actor=None`): CD triggers and automatic promotion.
+    (`actor=None`): CD triggers and automatic promotion. `switch_back` (a slot) makes a blue/green
+    rollback that only sends the traffic back to that slot.
     """
     if actor is not None:
         ensure_can(actor, "deploy", environment)
@@ -299,17 +328,21 @@ def deployment_create(
             strategy_options=strategy_options,
             template=template,
             template_version=template_version,
+            switch_back=switch_back,
         )
         lifecycle.check(actor=actor, release=release, environment=environment, override_reason=override_reason)
         needs_approval = ApprovalPolicy.objects.filter(environment=environment).exists()
         status = S.PENDING_APPROVAL if needs_approval else S.SCHEDULED if scheduled_for else S.QUEUED
+        phase, step = first_cursor(plan)
         deployment = Deployment.objects.create(
+            phase=phase,
+            step=step,
             release=release,
             environment=environment,
             application=release.application,
             template_version=version,
             strategy=strategy,
-            strategy_options={k: v for k, v in plan["strategy"].items() if k != "name"},
+            strategy_options={k: v for k, v in plan["strategy"].items() if k not in ("name", "switch_back")},
             status=status,
             queued_at=now if status == S.QUEUED else None,
             scheduled_for=scheduled_for,
@@ -445,9 +478,13 @@ def deployment_retry(*, actor: User | None, deployment: Deployment) -> Deploymen
 
 
 def deployment_rollback(*, actor: User | None, deployment: Deployment) -> Deployment:
-    """A new deployment of the previous successful release of the application to the environment, with
-    the same strategy and options. Raises Conflict when there is none."""
+    """Roll back. A running or paused deployment undoes what it did, in place (a blue/green one switches
+    the traffic back). An ended one gets a new deployment of the previous successful release with the
+    same strategy and options; after a blue/green deployment whose old slot still holds that release,
+    one that only switches the traffic back. Raises InvalidTransition when there is nothing to go back to."""
     _ensure_deploy(actor, deployment)
+    if deployment.status in ACTIVE_STATUSES:
+        return _roll_back_in_place(actor, deployment)
     earlier = previous_success(deployment)
     if earlier is None:
         raise InvalidTransition(f"No earlier successful release of {deployment.application.slug} to roll back to.")
@@ -459,4 +496,98 @@ def deployment_rollback(*, actor: User | None, deployment: Deployment) -> Deploy
         strategy_options=deployment.strategy_options,
         template_version=earlier.template_version,
         rollback_of=deployment,
+        switch_back=switch_back_slot(deployment, earlier),
     )
+
+
+def switch_back_slot(deployment: Deployment, earlier: Deployment | None) -> str:
+    """The slot a rollback of this ended blue/green deployment can switch back to, or "": the deployment made
+    its slot live, that is still so, and every target of the other slot still runs the earlier release."""
+    slot = next((phase["slot"] for phase in reversed(deployment.plan["phases"]) if "slot" in phase), "")
+    environment = deployment.environment
+    if (
+        earlier is None
+        or deployment.status != S.SUCCEEDED
+        or not slot
+        or (environment.live_slot, environment.idle_weight) != (slot, 0)
+        or not earlier.plan["release"]["artifacts"]
+    ):
+        return ""
+    old = "blue" if slot == "green" else "green"
+    targets = set(environment.targets.filter(slot=old).values_list("pk", flat=True))
+    holding = set(
+        Installation.objects.filter(
+            current=True,
+            target_id__in=targets,
+            application_id=deployment.application_id,
+            artifact_id=earlier.plan["release"]["artifacts"][0]["id"],
+        ).values_list("target_id", flat=True)
+    )
+    return old if targets and holding == targets else ""
+
+
+def _roll_back_in_place(actor: User | None, deployment: Deployment) -> Deployment:
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        if deployment.status not in ACTIVE_STATUSES or deployment.mode == "rollback":
+            raise InvalidTransition(f"{deployment} is not running forwards; there is nothing to roll back now.")
+        if not has_undo_work(deployment):
+            raise InvalidTransition(f"{deployment} has changed nothing it can undo yet; cancel it instead.")
+        who = actor.username if actor else "the system"
+        now = timezone.now()
+        deployment.step_runs.filter(status__in=(StepRunStatus.WAITING, StepRunStatus.PAUSED)).update(
+            status=StepRunStatus.FAILED, message=f"Stopped: {who} chose to roll back.", finished_at=now
+        )
+        deployment.mode, deployment.cancel_requested = "rollback", False
+        deployment.save(update_fields=["mode", "cancel_requested", "updated_at"])
+        reason = f"Rolled back by {who}."
+        if deployment.status == S.PAUSED:
+            transition(deployment, S.RUNNING, reason=reason, actor=actor)
+        else:
+            deployment.status_reason = reason
+            deployment.save(update_fields=["status_reason", "updated_at"])
+            audit_record(verb="deployment.rollback_requested", target=deployment, actor=actor, details={})
+        busy = deployment.lease_owner and deployment.lease_expires_at and deployment.lease_expires_at > now
+        if not busy:  # else the unit in progress ends, and the engine starts the rollback (runner._record)
+            Deployment.objects.filter(pk=deployment.pk).update(next_run_at=None)
+            _schedule(deployment)
+    return deployment
+
+
+def deployment_promote(*, actor: User | None, deployment: Deployment, comment: str = "") -> Deployment:
+    """End the current analysis gate, judgment or wait early and go on to the next stage."""
+    _ensure_deploy(actor, deployment)
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        step = deployment.plan["steps"][deployment.step] if deployment.step < len(deployment.plan["steps"]) else {}
+        if deployment.mode != "deploy" or step.get("kind") not in PROMOTABLE:
+            raise InvalidTransition(f"{deployment} is not at an analysis gate, a judgment or a wait.")
+        if deployment.status == S.PAUSED:
+            return deployment_resume(actor=actor, deployment=deployment, comment=comment)
+        now = timezone.now()
+        if deployment.status != S.RUNNING or (deployment.lease_owner and deployment.lease_expires_at > now):
+            raise InvalidTransition(f"{deployment} is busy with a probe round; try again in a moment.")
+        who = actor.username if actor else "the system"
+        ended = deployment.step_runs.filter(
+            action="deploy", phase=deployment.phase, step=deployment.step, status=StepRunStatus.WAITING
+        ).update(
+            status=StepRunStatus.SUCCEEDED,
+            finished_at=now,
+            resume_at=None,
+            message=f"Promoted by {who}." + (f" {comment}" if comment else ""),
+        )
+        if not ended:
+            raise InvalidTransition(f"{step['name']} has not started yet; try again in a moment.")
+        audit_record(
+            verb="deployment.promoted",
+            target=deployment,
+            actor=actor,
+            details={
+                "phase": deployment.plan["phases"][deployment.phase]["name"],
+                "step": step["name"],
+                "comment": comment,
+            },
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(next_run_at=None)
+        _schedule(deployment)
+    return deployment

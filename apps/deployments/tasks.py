@@ -6,6 +6,8 @@ message does nothing, and a lost one is made up for by the dispatcher.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 from django.conf import settings
 
@@ -27,8 +29,10 @@ def dispatch() -> int:
     return runner.dispatch()
 
 
-def enqueue(deployment_id: int, budget: float | None = None) -> None:
+def enqueue(deployment_id: int, budget: float | None = None, eta: datetime | None = None) -> None:
     """Send `advance` for a deployment, with time limits fitted to the unit it will run (`budget`
-    seconds of step time; the hard limit leaves room to record the outcome)."""
+    seconds of step time; the hard limit leaves room to record the outcome), to run at `eta` if given."""
     soft = (budget or settings.DEPLOYMENT_UNIT_TIME_LIMIT) + settings.DEPLOYMENT_LEASE_MARGIN
-    advance.apply_async((deployment_id,), soft_time_limit=soft, time_limit=soft + settings.DEPLOYMENT_LEASE_MARGIN)
+    advance.apply_async(
+        (deployment_id,), eta=eta, soft_time_limit=soft, time_limit=soft + settings.DEPLOYMENT_LEASE_MARGIN
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -40,6 +41,23 @@ class Environment(TimestampedModel):
         related_name="+",
         help_text="Used by deployments that name no template (an application's default comes first).",
     )
+    default_strategy = models.CharField(
+        max_length=32, blank=True, help_text="Used by deployments that name no strategy (all_at_once when blank)."
+    )
+    default_strategy_options = models.JSONField(default=dict, blank=True)
+    # Blue/green: which slot serves traffic, and the share the other slot gets during a gradual switch.
+    # Written by switch_traffic steps only (apps.deployments.engine.runner).
+    live_slot = models.CharField(max_length=8, choices=Slot, blank=True, editable=False)
+    idle_weight = models.PositiveSmallIntegerField(default=0, editable=False)
+    traffic_hook = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What switch_traffic runs to move traffic: {"kind": "shell" or "http", "params": {...}}, '
+        "templated with {{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }} and {{ var.NAME }}.",
+    )
+    traffic_weights = models.BooleanField(
+        default=False, help_text="The traffic hook can split traffic by weight: canaries shift traffic, not targets."
+    )
 
     history = history()
 
@@ -53,6 +71,20 @@ class Environment(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Deployments builds on this app: imported when needed.
+        from apps.deployments.engine.strategies import strategy_errors
+        from apps.deployments.plans import traffic_hook_errors
+
+        errors = traffic_hook_errors(self.traffic_hook)
+        if self.default_strategy or self.default_strategy_options:
+            for key, messages in strategy_errors(
+                self.default_strategy or "all_at_once", self.default_strategy_options
+            ).items():
+                errors[f"default_{key}"] = messages
+        if errors:
+            raise ValidationError(errors)
 
 
 class EnvironmentGroupObjectPermission(GroupObjectPermissionBase):

@@ -245,16 +245,22 @@ VALID_PARAMS = [
 
 def test_every_builtin_kind_is_registered_with_its_contract():
     kinds = {name: steps.get(name) for name in steps.REGISTRY}
-    assert set(kinds) == {"shell", "http", "health_check", "release_dir", "wait", "manual_intervention"}
-    assert {n for n, k in kinds.items() if k.scope == "batch"} == {"wait", "manual_intervention"}
-    assert {n for n, k in kinds.items() if k.idempotent} == {
+    assert set(kinds) == {
+        "shell",
+        "http",
         "health_check",
         "release_dir",
         "wait",
         "manual_intervention",
+        "analysis",
+        "switch_traffic",
     }
+    batch = {"wait", "manual_intervention", "analysis", "switch_traffic"}
+    assert {n for n, k in kinds.items() if k.scope == "batch"} == batch
+    assert {n for n, k in kinds.items() if k.idempotent} == {"health_check", "release_dir", *batch}
     assert {n for n, k in kinds.items() if k.installs} == {"release_dir"}
-    assert {n for n, k in kinds.items() if k.reversible} == {"release_dir"}
+    assert {n for n, k in kinds.items() if k.reversible} == {"release_dir", "switch_traffic"}
+    assert {n for n, k in kinds.items() if not k.in_templates} == {"analysis", "switch_traffic"}
     for kind in kinds.values():
         assert kind.title
         assert kind.description
@@ -267,7 +273,15 @@ def test_schema_is_valid_draft_2020_12_and_closed(name):
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     validator = jsonschema.Draft202012Validator(schema)
-    required = {"command": "true", "url": "https://x.example", "seconds": 1, "instructions": "go"}
+    required = {
+        "command": "true",
+        "url": "https://x.example",
+        "seconds": 1,
+        "instructions": "go",
+        "targets": [],
+        "slot": "green",
+        "weight": 100,
+    }
     for prop, spec in schema["properties"].items():
         if "default" in spec:  # documented defaults are themselves valid values
             params = {k: v for k, v in required.items() if k in schema.get("required", [])}

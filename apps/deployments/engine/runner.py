@@ -28,18 +28,21 @@ from django.utils import timezone
 
 from apps.core import crypto
 from apps.environments.models import Variable
+from apps.environments.services import traffic_switched
 from apps.inventory import services as inventory
 
 from .. import services, steps
 from ..models import ACTIVE_STATUSES, Deployment, StepRun
 from ..models import DeploymentStatus as S
 from ..models import StepRunStatus as R
-from ..plans import SECRET_REFERENCE
+from ..plans import SECRET_REFERENCE, phase_steps, undoes
+from ..selectors import has_undo_work
 from ..tasks import enqueue
 
 logger = logging.getLogger(__name__)
 MASK = "••••••••"
 MESSAGE_GRACE = 30  # seconds a sent `advance` message may take to reach a worker before the dispatcher resends
+WAKE_AHEAD = 300  # waits up to this many seconds are a delayed message; longer ones are woken by the dispatcher
 DONE_STATUSES = (R.SUCCEEDED, R.SKIPPED)
 
 
@@ -75,16 +78,16 @@ def unit_budget(deployment: Deployment) -> float:
     return sum(_unit_timeouts(deployment))
 
 
-def schedule(deployment: Deployment) -> None:
-    """Enqueue the deployment's next unit once the current transaction commits.
+def schedule(deployment: Deployment, at: datetime | None = None) -> None:
+    """Enqueue the deployment's next unit once the current transaction commits (to run at `at`, if given).
 
-    The row gets an ownerless lease for MESSAGE_GRACE seconds: the message is on its way, so the
-    dispatcher leaves the deployment alone until then, and sends another only if it was lost.
+    The row gets an ownerless lease until MESSAGE_GRACE seconds after that: the message is on its
+    way, so the dispatcher leaves the deployment alone until then, and sends another only if it was lost.
     """
     pk, budget = deployment.pk, unit_budget(deployment)
-    grace = timezone.now() + timedelta(seconds=MESSAGE_GRACE)
+    grace = (at or timezone.now()) + timedelta(seconds=MESSAGE_GRACE)
     Deployment.objects.filter(pk=pk).update(lease_owner="", lease_expires_at=grace)
-    transaction.on_commit(lambda: enqueue(pk, budget))
+    transaction.on_commit(lambda: enqueue(pk, budget, eta=at))
 
 
 # --- Claiming ------------------------------------------------------------------------------------------
@@ -297,6 +300,9 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
         run.finished_at = timezone.now()
     with transaction.atomic():
         run.save(update_fields=["log", "status", "exit_code", "message", "resume_at", "state", "finished_at"])
+        if result.status == R.SUCCEEDED and kind.name == "switch_traffic":
+            weight = params["previous_weight"] if rollback_state is not None else params["weight"]
+            traffic_switched(deployment=deployment, slot=params["slot"], weight=weight)
         if result.status == R.SUCCEEDED and kind.installs and target is not None:
             if rollback_state is None and result.installed and deployment.plan["release"]["artifacts"]:
                 artifact_id = deployment.plan["release"]["artifacts"][0]["id"]
@@ -306,8 +312,27 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
     return result
 
 
+def _traffic_changed(deployment: Deployment) -> str:
+    """Why the environment's traffic is no longer as the plan assumed ("" when it is)."""
+    expects = deployment.plan["phases"][deployment.phase].get("expects")
+    environment = deployment.environment
+    if not expects or (environment.live_slot, environment.idle_weight) == (
+        expects["live_slot"],
+        expects["idle_weight"],
+    ):
+        return ""
+    return (
+        f"The live slot of {environment.name} changed since this plan was made "
+        f"(planned: {expects['live_slot'] or 'none'}, now: {environment.live_slot or 'none'}"
+        f"{f', {environment.idle_weight}% to the idle slot' if environment.idle_weight else ''}). "
+        "Request a new deployment."
+    )
+
+
 def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
     plan = deployment.plan
+    if changed := _traffic_changed(deployment):
+        return Outcome("failed", changed)
     step = plan["steps"][deployment.step]
     kind = steps.get(step["kind"])
     names = plan["phases"][deployment.phase]["targets"] if step["scope"] == "target" else [""]
@@ -339,11 +364,11 @@ def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
 
 
 def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
-    """Undo one step on every target where it succeeded, in this phase."""
+    """Undo one step on every target where it succeeded (or once, for a batch step), in this phase."""
     plan = deployment.plan
     step = plan["steps"][deployment.step]
     kind = steps.get(step["kind"])
-    if step["scope"] != "target" or not kind.reversible:
+    if not undoes(step):
         return Outcome("done")
     done = list(
         StepRun.objects.filter(
@@ -356,13 +381,14 @@ def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
         run = runs[deployed.target_name]
         if run.status in DONE_STATUSES:
             continue
-        target = plan["targets"][deployed.target_name]
-        params = target["params"][deployment.step]
+        target = plan["targets"][deployed.target_name] if deployed.target_name else None
+        params = target["params"][deployment.step] if target else step["params"]
         result = _execute(
             deployment, run, kind, params, target, owner=owner, secrets=secrets, rollback_state=deployed.state
         )
         if result.status != R.SUCCEEDED:
-            return Outcome("failed", f"Rolling back {step['name']} on {deployed.target_name} failed: {run.message}")
+            where = f" on {deployed.target_name}" if deployed.target_name else ""
+            return Outcome("failed", f"Rolling back {step['name']}{where} failed: {run.message}")
     return Outcome("done")
 
 
@@ -370,28 +396,23 @@ def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
 
 
 def _next_cursor(deployment: Deployment) -> tuple[int, int] | None:
+    """The unit after the current one: forwards through the phases' steps, or backwards when rolling back.
+    Phases without steps are passed over."""
     plan = deployment.plan
-    if deployment.mode == "rollback":
-        phase, step = deployment.phase, deployment.step - 1
-        if step < 0:
-            phase, step = phase - 1, len(plan["steps"]) - 1
-        return None if phase < 0 else (phase, step)
-    phase, step = deployment.phase, deployment.step + 1
-    if step >= len(plan["steps"]):
-        phase, step = phase + 1, 0
-    return None if phase >= len(plan["phases"]) else (phase, step)
+    direction = -1 if deployment.mode == "rollback" else 1
+    phase = deployment.phase
+    indices = phase_steps(plan, phase)
+    position = indices.index(deployment.step) + direction if deployment.step in indices else len(indices)
+    while not 0 <= position < len(indices):
+        phase += direction
+        if not 0 <= phase < len(plan["phases"]):
+            return None
+        indices = phase_steps(plan, phase)
+        position = 0 if direction > 0 else len(indices) - 1
+    return phase, indices[position]
 
 
-def _has_undo_work(deployment: Deployment) -> bool:
-    reversible = [
-        i for i, s in enumerate(deployment.plan["steps"]) if s["scope"] == "target" and steps.get(s["kind"]).reversible
-    ]
-    return StepRun.objects.filter(
-        deployment=deployment, action="deploy", status=R.SUCCEEDED, step__in=reversible
-    ).exists()
-
-
-def _record(deployment_id: int, owner: str, outcome: Outcome) -> None:
+def _record(deployment_id: int, owner: str, outcome: Outcome, mode: str) -> None:
     with transaction.atomic():
         deployment = (
             Deployment.objects.select_for_update(of=("self",))
@@ -402,12 +423,16 @@ def _record(deployment_id: int, owner: str, outcome: Outcome) -> None:
             return  # the lease was lost (taken over after expiry) or the deployment ended meanwhile
         now = timezone.now()
         Deployment.objects.filter(pk=deployment.pk).update(lease_owner="", lease_expires_at=None, unit_attempts=0)
-        if outcome.kind == "failed":
+        if deployment.mode != mode:  # someone asked for a rollback while this unit ran: it starts here
+            schedule(deployment)
+        elif outcome.kind == "failed":
             _fail(deployment, outcome.message)
         elif deployment.cancel_requested and deployment.mode == "deploy":
             services.transition(deployment, S.CANCELLED, reason="Cancelled; stopped after the unit in progress.")
         elif outcome.kind == "waiting":
             Deployment.objects.filter(pk=deployment.pk).update(next_run_at=outcome.resume_at)
+            if outcome.resume_at - now <= timedelta(seconds=WAKE_AHEAD):  # a short wait: no need to wait for beat
+                schedule(deployment, at=outcome.resume_at)
         elif outcome.kind == "paused":
             services.transition(deployment, S.PAUSED, reason=outcome.message)
         else:
@@ -417,7 +442,7 @@ def _record(deployment_id: int, owner: str, outcome: Outcome) -> None:
 def _fail(deployment: Deployment, message: str) -> None:
     """A unit failed: roll the updated targets back when the strategy says so, else the deployment fails."""
     rollback = deployment.strategy_options.get("rollback_on_failure")
-    if deployment.mode == "deploy" and rollback and _has_undo_work(deployment):
+    if deployment.mode == "deploy" and rollback and has_undo_work(deployment):
         Deployment.objects.filter(pk=deployment.pk).update(mode="rollback", cancel_requested=False)
         deployment.mode = "rollback"
         deployment.status_reason = f"{message} Rolling back."
@@ -435,7 +460,7 @@ def _move_on(deployment: Deployment, now) -> None:
         services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
         return
     phase, step = cursor
-    pause = deployment.plan["strategy"].get("pause_seconds", 0)
+    pause = deployment.plan["strategy"].get("pause_seconds", 0)  # rolling: between batches
     delay = (
         now + timedelta(seconds=pause) if deployment.mode == "deploy" and phase != deployment.phase and pause else None
     )
@@ -451,7 +476,8 @@ def advance(deployment_id: int) -> None:
     deployment = claim(deployment_id, owner)
     if deployment is None:
         return
-    runner = _run_rollback_unit if deployment.mode == "rollback" else _run_deploy_unit
+    mode = deployment.mode
+    runner = _run_rollback_unit if mode == "rollback" else _run_deploy_unit
     try:
         outcome = runner(deployment, owner)
     except LeaseLost:
@@ -460,7 +486,7 @@ def advance(deployment_id: int) -> None:
     except Exception:
         logger.exception("deployment %s: unit failed unexpectedly", deployment_id)
         outcome = Outcome("failed", "The engine failed while running this unit; see the worker's log.")
-    _record(deployment_id, owner, outcome)
+    _record(deployment_id, owner, outcome, mode)
 
 
 # --- Beat ----------------------------------------------------------------------------------------------

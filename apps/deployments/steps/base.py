@@ -63,6 +63,7 @@ class StepKind:
     idempotent: ClassVar[bool]  # safe to run again after a worker died in the middle of it
     scope: ClassVar[str] = "target"  # "target": once per target of a batch; "batch": once per batch
     installs: ClassVar[bool] = False  # may return StepResult(installed=True)
+    in_templates: ClassVar[bool] = True  # False: only strategies add it to plans
 
     def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
