@@ -320,6 +320,7 @@ def deployment_create(
     with transaction.atomic():
         # Locked while the plan is made, so the release cannot change between its plan and its first use.
         release = Release.objects.select_for_update(of=("self",)).select_related("application").get(pk=release.pk)
+        environment = Environment.objects.get(pk=environment.pk)  # its live slot as it is now
         strategy, version, plan = _inputs(
             actor=actor,
             release=release,

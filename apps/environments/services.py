@@ -34,6 +34,10 @@ ENVIRONMENT_FIELDS = {
     "description",
     "requires_booking",
     "protected",
+    "default_strategy",
+    "default_strategy_options",
+    "traffic_hook",
+    "traffic_weights",
 }
 TARGET_FIELDS = {"name", "address", "slot", "labels", "health_check_url", "path", "attributes"}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import tarfile
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from apps.deployments.models import Deployment, DeploymentTemplate
 from apps.deployments.services import template_create
-from apps.environments.services import environment_grant
+from apps.environments.services import environment_grant, environment_update
 from apps.releases.services import release_create
 from tests.factories import make_application, make_environment, make_target, make_team, make_user, register, unique
 
@@ -28,6 +29,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        if self.path.startswith("/version/"):  # a target serving the version its `current` holds
+            link = self.server.roots.get(self.path.removeprefix("/version/"), Path("/nonexistent")) / "current"
+            version = (link / "VERSION").read_text() if link.exists() else ""
+            self.server.health_calls.append(self.path)
+            status = 500 if not version or version in self.server.failing_versions else 200
+            self._send(status, version.encode() or b"nothing installed")
+            return
+        if self.path == "/metrics":
+            self._send(200, json.dumps(self.server.metrics).encode())
+            return
         if self.path.startswith("/health/"):
             name = self.path.removeprefix("/health/")
             self.server.health_calls.append(name)
@@ -62,6 +73,9 @@ class _Server(ThreadingHTTPServer):
         self.unhealthy: set[str] = set()
         self.health_calls: list[str] = []
         self.slow: dict[str, float] = {}  # path -> seconds to stall in the middle of the body
+        self.roots: dict[str, Path] = {}  # target name -> directory, for /version/<name>
+        self.failing_versions: set[str] = set()  # /version/<name> answers 500 while one of these runs there
+        self.metrics: dict = {"error_rate": 0.0}  # what /metrics answers
 
     @property
     def url(self) -> str:
@@ -135,7 +149,8 @@ RELEASE_DIR = [{"name": "Install", "kind": "release_dir", "params": {"keep": 3}}
 def stage(http_server, tmp_path, transactional_db):
     """4 directory targets in one environment; releases 1.0.0 and 2.0.0 of one application."""
 
-    def build(targets: int = 4, steps: list[dict] | None = None) -> Stage:
+    def build(targets: int = 4, steps: list[dict] | None = None, versions: bool = False) -> Stage:
+        """`versions`: targets answer their installed version on /version/<name> instead of /health/<name>."""
         team = make_team()
         deployer = make_user(unique("deployer"))
         from apps.accounts.services import team_add_member
@@ -149,7 +164,7 @@ def stage(http_server, tmp_path, transactional_db):
                 environment,
                 f"web-{i}",
                 path=str(tmp_path / f"web-{i}"),
-                health_check_url=f"{http_server.url}/health/web-{i}",
+                health_check_url=f"{http_server.url}/{'version' if versions else 'health'}/web-{i}",
             )
             for i in range(1, targets + 1)
         ]
@@ -162,11 +177,50 @@ def stage(http_server, tmp_path, transactional_db):
             template=make_template(steps or RELEASE_DIR),
             deployer=deployer,
         )
+        http_server.roots.update({t.name: tmp_path / t.name for t in made})
         result.add_release("1.0.0")
         result.add_release("2.0.0")
         return result
 
     return build
+
+
+@pytest.fixture
+def slots(stage):
+    """Blue/green: targets blue-1, blue-2, green-1, green-2 serving their installed version on
+    /version/<name> (500 for versions in server.failing_versions); a shell traffic hook appending each
+    switch ("<slot> <weight> <targets>") to <root>/hook.log."""
+
+    def build(**environment_fields):
+        s = stage(targets=0)
+        for slot in ("blue", "green"):
+            for i in (1, 2):
+                name = f"{slot}-{i}"
+                s.server.roots[name] = s.root / name
+                s.targets.append(
+                    make_target(
+                        s.environment,
+                        name,
+                        slot=slot,
+                        path=str(s.root / name),
+                        health_check_url=f"{s.server.url}/version/{name}",
+                    )
+                )
+        log = s.root / "hook.log"
+        command = (
+            f"echo \"{{{{ traffic.slot }}}} {{{{ traffic.weight }}}} {{{{ traffic.targets | join(',') }}}}\" >> {log}"
+        )
+        fields = {"traffic_hook": {"kind": "shell", "params": {"command": command}}, **environment_fields}
+        environment_update(actor=None, environment=s.environment, **fields)
+        s.environment.refresh_from_db()
+        return s
+
+    return build
+
+
+def hook_calls(s) -> list[str]:
+    log = s.root / "hook.log"
+    return log.read_text().splitlines() if log.exists() else []
 
 
 def wait_for(deployment: Deployment, statuses=FINAL, timeout: float = 60) -> Deployment:

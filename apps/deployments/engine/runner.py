@@ -313,8 +313,12 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
 
 
 def _traffic_changed(deployment: Deployment) -> str:
-    """Why the environment's traffic is no longer as the plan assumed ("" when it is)."""
-    expects = deployment.plan["phases"][deployment.phase].get("expects")
+    """Why the environment's traffic is no longer as the plan assumed ("" when it is). Checked at the start of
+    each phase up to the plan's first switch."""
+    plan = deployment.plan
+    expects = plan["phases"][deployment.phase].get("expects")
+    if deployment.step != phase_steps(plan, deployment.phase)[0]:
+        return ""
     environment = deployment.environment
     if not expects or (environment.live_slot, environment.idle_weight) == (
         expects["live_slot"],

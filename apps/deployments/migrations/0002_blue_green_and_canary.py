@@ -4,20 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0001_initial'),
+        ("deployments", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='deployment',
-            name='strategy',
-            field=models.CharField(choices=[('all_at_once', 'All at once'), ('rolling', 'Rolling'), ('blue_green', 'Blue/green'), ('rolling_blue_green', 'Rolling blue/green'), ('canary', 'Canary')], max_length=32),
+            model_name="deployment",
+            name="strategy",
+            field=models.CharField(
+                choices=[
+                    ("all_at_once", "All at once"),
+                    ("rolling", "Rolling"),
+                    ("blue_green", "Blue/green"),
+                    ("rolling_blue_green", "Rolling blue/green"),
+                    ("canary", "Canary"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='historicaldeployment',
-            name='strategy',
-            field=models.CharField(choices=[('all_at_once', 'All at once'), ('rolling', 'Rolling'), ('blue_green', 'Blue/green'), ('rolling_blue_green', 'Rolling blue/green'), ('canary', 'Canary')], max_length=32),
+            model_name="historicaldeployment",
+            name="strategy",
+            field=models.CharField(
+                choices=[
+                    ("all_at_once", "All at once"),
+                    ("rolling", "Rolling"),
+                    ("blue_green", "Blue/green"),
+                    ("rolling_blue_green", "Rolling blue/green"),
+                    ("canary", "Canary"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

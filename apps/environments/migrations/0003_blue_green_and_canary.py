@@ -4,70 +4,101 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('environments', '0002_environment_default_template_and_more'),
+        ("environments", "0002_environment_default_template_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='environment',
-            name='default_strategy',
-            field=models.CharField(blank=True, help_text='Used by deployments that name no strategy (all_at_once when blank).', max_length=32),
+            model_name="environment",
+            name="default_strategy",
+            field=models.CharField(
+                blank=True,
+                help_text="Used by deployments that name no strategy (all_at_once when blank).",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='default_strategy_options',
+            model_name="environment",
+            name="default_strategy_options",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='idle_weight',
+            model_name="environment",
+            name="idle_weight",
             field=models.PositiveSmallIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='live_slot',
-            field=models.CharField(blank=True, choices=[('none', 'None'), ('blue', 'Blue'), ('green', 'Green')], editable=False, max_length=8),
+            model_name="environment",
+            name="live_slot",
+            field=models.CharField(
+                blank=True,
+                choices=[("none", "None"), ("blue", "Blue"), ("green", "Green")],
+                editable=False,
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='traffic_hook',
-            field=models.JSONField(blank=True, default=dict, help_text='What switch_traffic runs to move traffic: {"kind": "shell" or "http", "params": {...}}, templated with {{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }} and {{ var.NAME }}.'),
+            model_name="environment",
+            name="traffic_hook",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='What switch_traffic runs to move traffic: {"kind": "shell" or "http", "params": {...}}, templated with {{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }} and {{ var.NAME }}.',
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='traffic_weights',
-            field=models.BooleanField(default=False, help_text='The traffic hook can split traffic by weight: canaries shift traffic, not targets.'),
+            model_name="environment",
+            name="traffic_weights",
+            field=models.BooleanField(
+                default=False,
+                help_text="The traffic hook can split traffic by weight: canaries shift traffic, not targets.",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='default_strategy',
-            field=models.CharField(blank=True, help_text='Used by deployments that name no strategy (all_at_once when blank).', max_length=32),
+            model_name="historicalenvironment",
+            name="default_strategy",
+            field=models.CharField(
+                blank=True,
+                help_text="Used by deployments that name no strategy (all_at_once when blank).",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='default_strategy_options',
+            model_name="historicalenvironment",
+            name="default_strategy_options",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='idle_weight',
+            model_name="historicalenvironment",
+            name="idle_weight",
             field=models.PositiveSmallIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='live_slot',
-            field=models.CharField(blank=True, choices=[('none', 'None'), ('blue', 'Blue'), ('green', 'Green')], editable=False, max_length=8),
+            model_name="historicalenvironment",
+            name="live_slot",
+            field=models.CharField(
+                blank=True,
+                choices=[("none", "None"), ("blue", "Blue"), ("green", "Green")],
+                editable=False,
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='traffic_hook',
-            field=models.JSONField(blank=True, default=dict, help_text='What switch_traffic runs to move traffic: {"kind": "shell" or "http", "params": {...}}, templated with {{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }} and {{ var.NAME }}.'),
+            model_name="historicalenvironment",
+            name="traffic_hook",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='What switch_traffic runs to move traffic: {"kind": "shell" or "http", "params": {...}}, templated with {{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }} and {{ var.NAME }}.',
+            ),
         ),
         migrations.AddField(
-            model_name='historicalenvironment',
-            name='traffic_weights',
-            field=models.BooleanField(default=False, help_text='The traffic hook can split traffic by weight: canaries shift traffic, not targets.'),
+            model_name="historicalenvironment",
+            name="traffic_weights",
+            field=models.BooleanField(
+                default=False,
+                help_text="The traffic hook can split traffic by weight: canaries shift traffic, not targets.",
+            ),
         ),
     ]
