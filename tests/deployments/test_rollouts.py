@@ -129,9 +129,11 @@ def test_rolling_blue_green_switches_the_first_batch_back_when_the_second_gate_f
     s.environment.refresh_from_db()
     assert (s.environment.live_slot, s.environment.idle_weight) == ("green", 0)
     passed = StepRun.objects.get(deployment=deployment, phase=1, kind="analysis")
-    assert passed.status == "succeeded" and passed.state["failures"] == 0
+    assert passed.status == "succeeded"
+    assert passed.state["failures"] == 0
     failed = StepRun.objects.get(deployment=deployment, phase=2, kind="analysis")
-    assert failed.status == "failed" and failed.state["samples"][0]["failed"] == ["blue-2: HTTP 500"]
+    assert failed.status == "failed"
+    assert failed.state["samples"][0]["failed"] == ["blue-2: HTTP 500"]
 
 
 def test_a_failing_canary_is_rolled_back_at_its_first_stage(stage, celery_worker):
@@ -140,7 +142,7 @@ def test_a_failing_canary_is_rolled_back_at_its_first_stage(stage, celery_worker
     s.server.failing_versions.add("2.0.0")
     stages = [{"weight": 10, "pause": 5}, {"weight": 50, "pause": 5}, {"weight": 100}]
     deployment = deploy(s, "2.0.0", "canary", stages=stages, health_gate=False, analysis=FAST)
-    assert [p["targets"] for p in deployment.plan["phases"]][0] == ["web-1"]
+    assert deployment.plan["phases"][0]["targets"] == ["web-1"]
     deployment = wait_for(deployment)
     assert deployment.status == "rolled_back", deployment.status_reason
     assert "Analysis failed: 1 of 1 probes failed" in deployment.status_reason
@@ -206,7 +208,8 @@ def test_a_judgment_can_roll_the_canary_back(stage, celery_worker):
     assert deployment.status == "rolled_back", deployment.status_reason
     assert [s.current(t) for t in s.targets] == ["1.0.0", "1.0.0"]
     judgment = StepRun.objects.get(deployment=deployment, kind="manual_intervention")
-    assert judgment.status == "failed" and "chose to roll back" in judgment.message
+    assert judgment.status == "failed"
+    assert "chose to roll back" in judgment.message
 
 
 def test_promote_ends_the_analysis_early(stage, celery_worker):
@@ -259,7 +262,7 @@ def test_a_plan_made_before_another_switch_does_not_start(slots, celery_worker):
     Deployment.objects.filter(pk=stale.pk).update(scheduled_for=timezone.now())
     stale = wait_for(stale)
     assert stale.status == "failed"
-    assert "live slot of" in stale.status_reason and "changed since this plan was made" in stale.status_reason
+    assert "changed since this plan was made" in stale.status_reason
     assert [s.current(t) for t in s.targets] == [None] * 4
 
 
