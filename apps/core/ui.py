@@ -26,10 +26,14 @@ def call_service(request, service, success: str, **kwargs):
 
 def form_add_domain_error(form, exc: ReleaseHubError) -> None:
     """Show a domain error on the form: its message at the top (unless it only says "invalid input"), and
-    its field messages on the fields the form has."""
+    its field messages on the fields the form has (a nested field's on the form field it is part of)."""
     for field, errors in (exc.fields or {}).items():
+        head, _, rest = field.partition(".")  # "options.stages.0.weight": shown on "options"
         for error in errors:
-            form.add_error(field if field in form.fields else None, error)
+            if field in form.fields:
+                form.add_error(field, error)
+            else:
+                form.add_error(head if head in form.fields else None, f"{rest}: {error}" if rest else error)
     if not exc.fields or exc.detail != exc.default_detail:
         form.add_error(None, exc.detail)
 

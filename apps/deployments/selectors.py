@@ -11,7 +11,7 @@ from apps.core.permissions import restrict
 from apps.environments.models import Environment
 
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, TemplateVersion
-from .plans import undoes
+from .plans import phase_steps, undoes
 
 
 def deployments_visible_to(user) -> QuerySet[Deployment]:
@@ -42,38 +42,35 @@ def step_runs_of(deployment: Deployment, *, with_logs: bool = False) -> QuerySet
 
 
 def phases_of(deployment: Deployment, runs) -> list[dict]:
-    """The plan's phases with, per target (or batch), each step's run: what the deployment page draws.
+    """The plan's phases with, per target (or batch), the run of each of the phase's steps: what the
+    deployment page draws.
 
-    [{"name", "targets": [{"name", "runs": [StepRun | None per plan step]}], "rollback": [StepRun...]}]
+    [{"name", "steps": [plan step index...], "rows": [{"name", "runs": [StepRun | None per phase step]}],
+      "rollback": [StepRun...]}]
     """
     plan = deployment.plan
     by_key = {(r.action, r.phase, r.step, r.target_name): r for r in runs}
     phases = []
     for index, phase in enumerate(plan["phases"]):
+        indices = phase_steps(plan, index)
         rows = []
-        batch_steps = [i for i, step in enumerate(plan["steps"]) if step["scope"] == "batch"]
-        if batch_steps:
-            rows.append(
-                {
-                    "name": "",
-                    "runs": [
-                        by_key.get(("deploy", index, i, "")) if i in batch_steps else None
-                        for i in range(len(plan["steps"]))
-                    ],
-                }
-            )
+        if any(plan["steps"][i]["scope"] == "batch" for i in indices):
+            runs_of_batch = [
+                by_key.get(("deploy", index, i, "")) if plan["steps"][i]["scope"] == "batch" else None for i in indices
+            ]
+            rows.append({"name": "", "runs": runs_of_batch})
         for name in phase["targets"]:
             rows.append(
                 {
                     "name": name,
                     "runs": [
-                        None if step["scope"] == "batch" else by_key.get(("deploy", index, i, name))
-                        for i, step in enumerate(plan["steps"])
+                        None if plan["steps"][i]["scope"] == "batch" else by_key.get(("deploy", index, i, name))
+                        for i in indices
                     ],
                 }
             )
         rollback = [r for r in runs if r.action == "rollback" and r.phase == index]
-        phases.append({"name": phase["name"], "rows": rows, "rollback": rollback})
+        phases.append({"name": phase["name"], "steps": indices, "rows": rows, "rollback": rollback})
     return phases
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,14 +41,16 @@ from apps.releases.selectors import release_for
 
 from . import services
 from . import steps as step_kinds
+from .engine.strategies import SLOT_STRATEGIES
 from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
-from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRunStatus
+from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
 from .plans import SECRET_REFERENCE
 from .selectors import (
     deployment_for,
     deployment_history,
     deployments_visible_to,
+    has_undo_work,
     phases_of,
     previous_success,
     step_runs_of,
@@ -167,15 +169,21 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
     """The buttons to show: the user holds `deploy` on the environment and the state allows the action."""
     may_deploy = can(request.user, "deploy", deployment.environment)
     status = deployment.status
-    rollback_to = None
+    rollback_to = earlier = None
     if may_deploy and status in ROLLBACK_FROM:
         earlier = previous_success(deployment)
         rollback_to = earlier.release if earlier else None
+    forwards = may_deploy and status in (S.RUNNING, S.PAUSED) and deployment.mode == "deploy"
+    step = deployment.plan["steps"][deployment.step] if deployment.step < len(deployment.plan["steps"]) else {}
     controls = {
         "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
         "resume": may_deploy and status == S.PAUSED,
         "retry": may_deploy and status == S.FAILED and deployment.mode == "deploy",
         "rollback_to": rollback_to,
+        # A slot to switch back to without redeploying (blue/green), when the rollback would do only that.
+        "switch_back": services.switch_back_slot(deployment, earlier) if rollback_to else "",
+        "promote": forwards and step.get("kind") in services.PROMOTABLE and step.get("scope") == "batch",
+        "roll_back_now": forwards and has_undo_work(deployment),
     }
     controls["any"] = any(controls.values())
     controls["may_deploy"] = may_deploy
@@ -198,23 +206,22 @@ def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dic
     }
 
 
-def _progress(deployment: Deployment) -> dict[str, Any]:
-    """The Progress section: per phase, rows (a batch row, then one per target) by plan steps, each cell the
-    step's run or nothing; the rollback runs of each phase; how many cells are done. Reads the step runs
-    once (logs left out)."""
+def _progress(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any]:
+    """The Progress section: per phase, rows (a batch row, then one per target) by the phase's steps, each cell
+    the step's run or nothing; the rollback runs of each phase; how many cells are done."""
     plan_steps = deployment.plan["steps"]
-    runs = list(step_runs_of(deployment))
     now = timezone.now()
     for run in runs:
         run.duration = duration(run.started_at, run.finished_at or (now if run.status in RUN_UNFINISHED else None))
     phases = []
     expected = done = 0
     for index, phase in enumerate(phases_of(deployment, runs)):
+        steps = [{**plan_steps[i], "number": i + 1} for i in phase["steps"]]
         rows = []
         for row in phase["rows"]:
             batch_row = row["name"] == ""
             cells = []
-            for step, run in zip(plan_steps, row["runs"], strict=True):
+            for step, run in zip(steps, row["runs"], strict=True):
                 applies = (step["scope"] == "batch") == batch_row
                 expected += applies
                 done += bool(run is not None and run.status in RUN_DONE)
@@ -224,13 +231,13 @@ def _progress(deployment: Deployment) -> dict[str, Any]:
             {
                 "index": index,
                 "name": phase["name"],
+                "steps": steps,
                 "rows": rows,
                 "rollback": phase["rollback"],
                 "targets": deployment.plan["phases"][index]["targets"],
             }
         )
     return {
-        "plan_steps": plan_steps,
         "phases": phases,
         "runs_done": done,
         "runs_expected": expected,
@@ -306,9 +313,103 @@ def _approval(request: HttpRequest, deployment: Deployment, feedback: dict | Non
     }
 
 
+def _slots(deployment: Deployment) -> list[dict[str, Any]]:
+    """Blue/green slots as they are now: live or idle, their share of traffic, the versions their targets run
+    (of this deployment's application) and how many targets they have. One query."""
+    environment = deployment.environment
+    versions: dict[str, set[str]] = {"blue": set(), "green": set()}
+    counts = dict.fromkeys(versions, 0)
+    for target in environment.targets.all():
+        if target.slot in counts:
+            counts[target.slot] += 1
+    installed = current_installations(environment_id=environment.pk, application_id=deployment.application_id)
+    for installation in installed:
+        if installation.target.slot in versions:
+            versions[installation.target.slot].add(installation.artifact.version)
+    live = environment.live_slot
+    slots = []
+    for name in ("blue", "green"):
+        share = (100 - environment.idle_weight if name == live else environment.idle_weight) if live else 0
+        slots.append(
+            {
+                "name": name,
+                "live": name == live,
+                "share": share,
+                "versions": sorted(versions[name]),
+                "targets": counts[name],
+                "new": any(phase.get("slot") == name for phase in deployment.plan["phases"]),
+            }
+        )
+    return slots
+
+
+def _chart(samples: list[dict]) -> list[dict[str, Any]]:
+    """Bars of an analysis chart (viewBox 0 0 6*len 30): per probe round, healthy probes in green under the
+    failed ones in red, with a tooltip."""
+    bars = []
+    for index, sample in enumerate(samples):
+        probes = sample.get("probes") or 1
+        failed = round(30 * sample.get("failures", 0) / probes, 2)
+        bars.append(
+            {
+                "x": index * 6,
+                "failed": failed,
+                "ok": round(30 - failed, 2),
+                "title": f"{sample.get('at', 0):.1f}s: {sample.get('failures', 0)} of {probes} failed",
+            }
+        )
+    return bars
+
+
+def _rollout(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any] | None:
+    """What the rollout panel draws for blue/green and canary deployments: the slots, and per stage its weight,
+    state, and its analysis gate (probe rounds as a chart, time left). None for other strategies."""
+    plan = deployment.plan
+    if not any("weight" in phase for phase in plan["phases"]):
+        return None
+    analyses = {r.phase: r for r in runs if r.kind == "analysis" and r.action == "deploy"}
+    ran = {r.phase for r in runs if r.action == "deploy"}
+    undone = deployment.mode == "rollback" or deployment.status == S.ROLLED_BACK
+    now = timezone.now()
+    stages = []
+    for index, phase in enumerate(plan["phases"]):
+        if deployment.status == S.SUCCEEDED:
+            state = "done"
+        elif undone:
+            state = "undone" if index in ran else "skipped"
+        elif index != deployment.phase:
+            state = "done" if index < deployment.phase else "pending"
+        else:
+            state = "stopped" if deployment.is_final else "current"
+        run = analyses.get(index)
+        analysis = None
+        if run is not None:
+            params = plan["steps"][run.step]["params"]
+            progress = run.state or {}
+            started = progress.get("started")
+            ends = datetime.fromisoformat(started) + timedelta(seconds=params["seconds"]) if started else None
+            analysis = {
+                "run": run,
+                "probes": progress.get("probes", 0),
+                "failures": progress.get("failures", 0),
+                "bars": _chart(progress.get("samples", [])),
+                "width": max(6 * len(progress.get("samples", [])), 6),
+                "seconds": params["seconds"],
+                "left": duration(now, ends) if run.status == StepRunStatus.WAITING and ends and ends > now else "",
+                "limit": params.get("max_failure_ratio", 0.1),
+            }
+        stages.append(
+            {"index": index, "name": phase["name"], "weight": phase.get("weight"), "state": state, "analysis": analysis}
+        )
+    slotted = deployment.strategy in SLOT_STRATEGIES or any("slot" in phase for phase in plan["phases"])
+    return {"stages": stages, "slots": _slots(deployment) if slotted else None}
+
+
 def _live_context(request: HttpRequest, deployment: Deployment, feedback: dict | None = None) -> dict[str, Any]:
     context = _base_context(request, deployment, "progress")
-    context.update(_progress(deployment), live=not deployment.is_final)
+    runs = list(step_runs_of(deployment))
+    context.update(_progress(deployment, runs), live=not deployment.is_final)
+    context["rollout"] = _rollout(deployment, runs)
     context["approval"] = _approval(request, deployment, feedback)
     return context
 
@@ -455,17 +556,31 @@ def deployment_retry(request, pk: int):
 @login_required
 @require_POST
 def deployment_rollback(request, pk: int):
-    """Deploy the previous successful release again; lands on the new deployment."""
+    """Roll back: a running or paused deployment in place; an ended one with a new deployment of the previous
+    successful release (or a switch back), on whose page this lands."""
     deployment = _visible(request, pk)
     try:
         rollback = services.deployment_rollback(actor=request.user, deployment=deployment)
     except ReleaseHubError as exc:
         messages.error(request, exc.detail)
         return _back(deployment)
-    messages.success(
-        request, f"Rolling back {deployment.environment.name} to {rollback.release.version}: {rollback} requested."
-    )
+    if rollback.pk == deployment.pk:
+        messages.success(request, f"{deployment} is rolling back.")
+    else:
+        messages.success(
+            request, f"Rolling back {deployment.environment.name} to {rollback.release.version}: {rollback} requested."
+        )
     return _back(rollback)
+
+
+@login_required
+@require_POST
+def deployment_promote(request, pk: int):
+    """End the current analysis gate, judgment or wait early."""
+    deployment = _visible(request, pk)
+    done = f"{deployment} promoted: it goes on to the next stage."
+    call_service(request, services.deployment_promote, done, actor=request.user, deployment=deployment)
+    return _back(deployment)
 
 
 def _decide(request: HttpRequest, pk: int, service, done: str) -> HttpResponse:

@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from apps.core.forms import BootstrapForm, TeamChoiceField
-from apps.deployments.models import DeploymentTemplate
+from apps.deployments.models import DeploymentTemplate, Strategy
 
 from .choices import Slot, Tier
 from .models import Environment, Target
@@ -67,6 +67,30 @@ class KeyValueField(forms.CharField):
         return result
 
 
+class JSONObjectField(forms.CharField):
+    """A JSON object typed as JSON text; empty means {}."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "font-monospace"})
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(strip=True, **kwargs)
+
+    def prepare_value(self, value):
+        return json.dumps(value, indent=2) if isinstance(value, dict) and value else ("" if value == {} else value)
+
+    def to_python(self, value) -> dict:
+        if not value:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}.") from exc
+        if not isinstance(parsed, dict):
+            raise ValidationError("Write a JSON object: {...}.")
+        return parsed
+
+
 class EnvironmentForm(BootstrapForm):
     """Create (with a slug) or edit an environment."""
 
@@ -90,23 +114,43 @@ class EnvironmentForm(BootstrapForm):
         empty_label="(none)",
         help_text="Used when neither the deployment nor its application names a template.",
     )
+    default_strategy = forms.ChoiceField(
+        choices=[("", "All at once (default)"), *Strategy.choices],
+        required=False,
+        help_text="Used when a deployment names no strategy.",
+    )
+    default_strategy_options = JSONObjectField(
+        label="Default strategy options",
+        help_text='JSON, e.g. {"stages": [{"weight": 10, "pause": "5m"}, {"weight": 100}]}. Options are listed '
+        "in the API documentation.",
+    )
+    traffic_hook = JSONObjectField(
+        help_text='Blue/green: what moves traffic between slots, e.g. {"kind": "shell", "params": {"command": '
+        '"ln -sfn /srv/{{ traffic.slot }} /srv/live"}} or {"kind": "http", "params": {...}}. Empty: none.',
+    )
+    traffic_weights = forms.BooleanField(
+        required=False, help_text="The hook can split traffic by weight: canaries move traffic, not targets."
+    )
+
+    FIELDS = (
+        "name",
+        "tier",
+        "owner_team",
+        "timezone",
+        "labels",
+        "description",
+        "requires_booking",
+        "protected",
+        "default_template",
+        "default_strategy",
+        "default_strategy_options",
+        "traffic_hook",
+        "traffic_weights",
+    )
 
     def __init__(self, *args, instance: Environment | None = None, **kwargs) -> None:
         if instance is not None:
-            kwargs.setdefault(
-                "initial",
-                {
-                    "name": instance.name,
-                    "tier": instance.tier,
-                    "owner_team": instance.owner_team,
-                    "timezone": instance.timezone,
-                    "labels": instance.labels,
-                    "description": instance.description,
-                    "requires_booking": instance.requires_booking,
-                    "protected": instance.protected,
-                    "default_template": instance.default_template,
-                },
-            )
+            kwargs.setdefault("initial", {name: getattr(instance, name) for name in self.FIELDS})
         super().__init__(*args, **kwargs)
         if instance is not None:
             del self.fields["slug"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.test import override_settings
 
+from apps.approvals.models import ApprovalPolicy
 from apps.deployments.services import deployment_create
 from apps.environments.models import Environment
 from apps.releases.models import Release
@@ -31,3 +32,31 @@ def test_the_demo_release_deploys_to_dev_with_a_rolling_strategy(tmp_path, http_
         target = tmp_path / "demo" / "targets" / name
         assert Path(target / "current").readlink() == Path("releases/1.4.2")
         assert (target / "current" / "app.env").read_text() == "LOG_LEVEL=debug\nREPLICAS=1\n"
+
+
+def test_the_demo_production_deploys_blue_green_and_points_its_live_link_at_the_new_slot(
+    tmp_path, http_server, celery_worker, monkeypatch
+):
+    monkeypatch.setenv("RELEASEHUB_BIND", http_server.url.removeprefix("http://"))
+    http_server.files["/healthz"] = b"ok"
+    with override_settings(VAR_DIR=tmp_path):
+        call_command("seed_demo", stdout=StringIO())
+        prod = Environment.objects.get(slug="prod")
+        ApprovalPolicy.objects.filter(environment=prod).delete()  # no approvers in this test
+        release = Release.objects.get(application__slug="payments-api", version="1.4.2")
+        deployment = deployment_create(
+            actor=None,
+            release=release,
+            environment=prod,
+            strategy_options={"keep_old_slot_for": 0},
+            override_reason="The lifecycle's earlier stages are not part of this test.",
+        )
+        assert deployment.strategy == "blue_green"
+        deployment = wait_for(deployment, timeout=90)
+    assert deployment.status == "succeeded", deployment.status_reason
+    targets = tmp_path / "demo" / "targets"
+    assert (targets / "prod-live").readlink() == Path("prod-green-1")
+    assert (targets / "prod-green-1" / "current").readlink() == Path("releases/1.4.2")
+    assert not (targets / "prod-blue-1").exists()
+    prod.refresh_from_db()
+    assert prod.live_slot == "green"

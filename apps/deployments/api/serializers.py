@@ -182,3 +182,10 @@ class DeploymentTemplateUpdateSerializer(DeploymentTemplateWriteSerializer):
 
     class Meta(DeploymentTemplateWriteSerializer.Meta):
         fields = ["name", "description", "steps"]
+
+
+class StrategySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    options = serializers.JSONField(help_text="JSON Schema (draft 2020-12) of strategy_options; defaults included.")

@@ -7,6 +7,7 @@ from .views import (
     ReleaseDeployView,
     ReleasePromoteView,
     ReleaseUnblockView,
+    StrategyListView,
 )
 
 router = SimpleRouter()
@@ -16,5 +17,6 @@ urlpatterns = [
     path("releases/<int:pk>/deploy/", ReleaseDeployView.as_view(), name="release-deploy"),
     path("releases/<int:pk>/promote/", ReleasePromoteView.as_view(), name="release-promote"),
     path("releases/<int:pk>/unblock/", ReleaseUnblockView.as_view(), name="release-unblock"),
+    path("deployment-strategies/", StrategyListView.as_view(), name="deployment-strategies"),
     *router.urls,
 ]

@@ -14,8 +14,9 @@ from apps.releases import lifecycle
 from apps.releases.selectors import release_for
 
 from .. import services
+from ..engine import strategies
 from ..filters import DeploymentFilterSet
-from ..models import Deployment, DeploymentTemplate, StepRun
+from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
 from ..selectors import deployments_visible_to, step_runs_of, templates_visible_to
 from .serializers import (
     CommentSerializer,
@@ -28,6 +29,7 @@ from .serializers import (
     DeployRequestSerializer,
     PromoteSerializer,
     StepLogSerializer,
+    StrategySerializer,
     UnblockSerializer,
 )
 
@@ -107,12 +109,25 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(
         request=None,
-        responses={201: OpenApiResponse(DeploymentDetailSerializer, description="The rollback deployment")},
+        responses={
+            200: OpenApiResponse(DeploymentDetailSerializer, description="The deployment, now rolling back"),
+            201: OpenApiResponse(DeploymentDetailSerializer, description="The rollback deployment"),
+        },
     )
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        """Deploy the previous successful release of the application to the environment."""
+        """A running or paused deployment undoes what it did (200; blue/green switches the traffic back). An
+        ended one gets a new deployment of the previous successful release (201): after blue/green, one that
+        only switches the traffic back when the old slot still holds that release."""
         return self._control(request, services.deployment_rollback)
+
+    @extend_schema(request=CommentSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        """End the current analysis gate, judgment or wait early: the rollout goes on to its next stage."""
+        data = CommentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._control(request, services.deployment_promote, comment=data.validated_data.get("comment", ""))
 
     @extend_schema(responses=StepLogSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -120,6 +135,19 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Every step run with its log (secrets masked)."""
         runs = step_runs_of(self.get_object(), with_logs=True)
         return Response(StepLogSerializer(runs, many=True).data)
+
+
+class StrategyListView(views.APIView):
+    """The deployment strategies and the JSON Schema of each one's `strategy_options`."""
+
+    @extend_schema(responses=StrategySerializer(many=True))
+    def get(self, request):
+        return Response(
+            [
+                {"name": name, "title": Strategy(name).label, "description": schema["title"], "options": schema}
+                for name, schema in strategies.SCHEMAS.items()
+            ]
+        )
 
 
 def _environment(user, slug: str):

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.accounts.models import Team
-from apps.deployments.models import DeploymentTemplate
+from apps.deployments.models import DeploymentTemplate, Strategy
 
 from ..choices import Slot, Tier
 from ..models import Environment, Lifecycle, Target, Variable
@@ -39,6 +39,21 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         help_text="Slug of the deployment template used when neither the request nor the application names one.",
     )
 
+    default_strategy = serializers.ChoiceField(
+        choices=Strategy.choices,
+        required=False,
+        allow_blank=True,
+        help_text="Used by deployments that name no strategy (all_at_once when blank).",
+    )
+    default_strategy_options = serializers.JSONField(
+        required=False, help_text="Options of the default strategy (see /api/v1/deployment-strategies/)."
+    )
+    traffic_hook = serializers.JSONField(
+        required=False,
+        help_text='Blue/green: {"kind": "shell" or "http", "params": {...}} run by switch_traffic, templated with '
+        "{{ traffic.slot }}, {{ traffic.weight }}, {{ traffic.targets }}; {} for none.",
+    )
+
     class Meta:
         model = Environment
         fields = [
@@ -52,10 +67,16 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "description",
             "requires_booking",
             "protected",
+            "default_strategy",
+            "default_strategy_options",
+            "traffic_hook",
+            "traffic_weights",
+            "live_slot",
+            "idle_weight",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["created_at", "updated_at"]
+        read_only_fields = ["live_slot", "idle_weight", "created_at", "updated_at"]
         # Uniqueness is the service's to decide (409, not 400).
         extra_kwargs = {"slug": {"validators": []}}
 
@@ -64,7 +85,7 @@ class EnvironmentUpdateSerializer(EnvironmentSerializer):
     """PATCH: every field optional; the slug is the environment's address and does not change."""
 
     class Meta(EnvironmentSerializer.Meta):
-        read_only_fields = ["slug", "created_at", "updated_at"]
+        read_only_fields = ["slug", "live_slot", "idle_weight", "created_at", "updated_at"]
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -150,4 +171,4 @@ class LifecycleSerializer(serializers.ModelSerializer):
 
 class LifecycleUpdateSerializer(LifecycleSerializer):
     class Meta(LifecycleSerializer.Meta):
-        read_only_fields = ["slug", "created_at", "updated_at"]
+        read_only_fields = ["slug", "live_slot", "idle_weight", "created_at", "updated_at"]

@@ -32,6 +32,7 @@ from apps.environments.models import Environment, Lifecycle
 from apps.environments.services import (
     environment_create,
     environment_grant,
+    environment_update,
     lifecycle_create,
     target_create,
     variable_create,
@@ -91,6 +92,32 @@ ENVIRONMENTS = [
         ],
     ),
 ]
+
+# How each environment deploys by default. Production is blue/green: its traffic hook points the `prod-live`
+# symlink in the targets folder at the live slot's first target, as a load balancer would be switched.
+ENVIRONMENT_DEPLOYS = {
+    "dev": {"default_strategy": "rolling", "default_strategy_options": {"batch_size": 2}},
+    "test": {
+        "default_strategy": "canary",
+        "default_strategy_options": {
+            "stages": [{"weight": 50, "pause": "20s"}, {"weight": 100}],
+            "analysis": {"interval": 2},
+        },
+    },
+    "prod": {
+        "default_strategy": "blue_green",
+        "default_strategy_options": {"keep_old_slot_for": "2m"},
+        "traffic_hook": {
+            "kind": "shell",
+            "params": {
+                "command": "ln -sfn prod-{{ traffic.slot if traffic.weight >= 50 else traffic.other_slot }}-1"
+                ' prod-live.new && mv -T prod-live.new prod-live && echo "prod-live -> $(readlink prod-live)"',
+                "working_dir": "{{ var.TARGETS_DIR }}",
+                "timeout": 30,
+            },
+        },
+    },
+}
 
 # Team grants per environment, beyond the owner team's (platform owns them all).
 ENVIRONMENT_GRANTS = {
@@ -254,6 +281,10 @@ class Command(BaseCommand):
                 variable_create(
                     actor=None, environment=environment, name="REPLICAS", value="1" if tier != "production" else "4"
                 )
+                if slug == "prod":
+                    variable_create(actor=None, environment=environment, name="TARGETS_DIR", value=demo_dir("targets"))
+                if slug in ENVIRONMENT_DEPLOYS:
+                    environment_update(actor=None, environment=environment, **ENVIRONMENT_DEPLOYS[slug])
                 variable_create(
                     actor=None,
                     environment=environment,
