@@ -355,7 +355,8 @@ def _chart(samples: list[dict]) -> list[dict[str, Any]]:
                 "x": index * 6,
                 "failed": failed,
                 "ok": round(30 - failed, 2),
-                "title": f"{sample.get('at', 0):.1f}s: {sample.get('failures', 0)} of {probes} failed",
+                "title": f"{sample.get('at', 0):.1f}s: {sample.get('failures', 0)} of {probes} failed"
+                + "".join(f"\n{problem}" for problem in sample.get("failed", [])),
             }
         )
     return bars

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -56,6 +57,14 @@ def wait_for_run(deployment, kind: str, status: str, timeout: float = 30) -> Ste
 FAST = {"interval": 0.2}
 
 
+def page_of(s, deployment) -> str:
+    client = Client()
+    client.force_login(s.deployer)
+    response = client.get(f"/deployments/{deployment.pk}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
 def test_blue_green_installs_on_the_idle_slot_switches_and_switches_back(slots, celery_worker):
     s = slots()
     first = wait_for(deploy(s, "1.0.0", "blue_green"))
@@ -75,6 +84,11 @@ def test_blue_green_installs_on_the_idle_slot_switches_and_switches_back(slots, 
     s.environment.refresh_from_db()
     assert s.environment.live_slot == "blue"
     assert hook_calls(s) == ["green 100 green-1,green-2", "blue 100 blue-1,blue-2"]
+
+    page = page_of(s, second)
+    assert "Switch back to green (1.0.0)" in page
+    assert 'data-testid="slot-blue"' in page
+    assert page.count('data-testid="stage"') == 2
 
     before = {t.name: files(s, t.name) for t in s.targets}
     back = deployment_rollback(actor=s.deployer, deployment=second)
@@ -152,6 +166,10 @@ def test_a_failing_canary_is_rolled_back_at_its_first_stage(stage, celery_worker
     assert set(StepRun.objects.filter(deployment=deployment).values_list("phase", flat=True)) == {0}
     analysis = StepRun.objects.get(deployment=deployment, kind="analysis")
     assert analysis.state["samples"][0]["failed"] == ["web-1: HTTP 500"]  # the evidence is kept
+    page = page_of(s, deployment)
+    assert 'data-state="undone"' in page
+    assert "Analysis: 1 of 1 probe failed (limit 10%)" in page
+    assert "web-1: HTTP 500" in page  # the chart's tooltip
     installed = {i.target.name: i.artifact.version for i in current_installations(environment=s.environment)}
     assert set(installed.values()) == {"1.0.0"}
 
