@@ -115,14 +115,14 @@ class Analysis(StepKind):
         if state["probes"] >= int(params.get("min_probes", 1)) and ratio > limit:
             return StepResult(
                 StepStatus.FAILED,
-                f"Analysis failed: {state['failures']} of {state['probes']} probes failed ({ratio:.0%} > {limit:.0%}).",
+                f"{state['failures']} of {state['probes']} probes failed ({ratio:.0%} > {limit:.0%}).",
                 state=state,
             )
         end = started + timedelta(seconds=float(params["seconds"]))
         if current >= end:
             return StepResult(
                 StepStatus.SUCCEEDED,
-                f"Analysis passed: {state['failures']} of {state['probes']} probes failed over "
+                f"Passed: {state['failures']} of {state['probes']} probes failed over "
                 f"{seconds(params['seconds'])}.",
                 state=state,
             )
