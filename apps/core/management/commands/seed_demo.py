@@ -54,6 +54,7 @@ USERS = [
     # username, first, last, teams
     ("alice", "Alice", "Martin", ["payments"]),
     ("bob", "Bob", "Nguyen", ["release-managers", "platform"]),
+    ("erin", "Erin", "Walsh", ["release-managers"]),
     ("carol", "Carol", "Schmidt", ["storefront"]),
     ("dave", "Dave", "Okafor", ["auditors"]),
     ("ci-bot", "CI", "Bot", ["payments", "storefront"]),
