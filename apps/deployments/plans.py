@@ -508,13 +508,25 @@ def _display(params: Any) -> str:
     return SECRET_REFERENCE.sub(lambda match: f"•••••••• (secret {match.group(1)})", text)
 
 
+def phase_rows(plan: dict) -> list[dict]:
+    """Each phase with its targets and the names of the steps it runs."""
+    return [
+        {
+            "name": phase["name"],
+            "targets": phase["targets"],
+            "steps": [plan["steps"][i]["name"] for i in phase_steps(plan, index)],
+        }
+        for index, phase in enumerate(plan["phases"])
+    ]
+
+
 def plan_rows(plan: dict) -> list[dict]:
     """A plan for people: per step, its kind and, per target (or once for batch steps), the rendered
     parameters as indented JSON, secrets shown as masked references."""
     rows = []
     for index, step in enumerate(plan["steps"]):
         if step["scope"] == "batch":
-            targets = [("every batch", _display(step["params"]))]
+            targets = [("once, in its phase", _display(step["params"]))]
         else:
             targets = [
                 (name, _display(info["params"][index]))

@@ -41,7 +41,7 @@ from apps.releases.selectors import release_for
 
 from . import services
 from . import steps as step_kinds
-from .engine.strategies import SLOT_STRATEGIES
+from .engine.strategies import SLOT_STRATEGIES, describe
 from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
@@ -199,6 +199,7 @@ def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dic
         "controls": _controls(request, deployment),
         "resume_form": ResumeForm(),
         "strategy_options": sorted(deployment.strategy_options.items()),
+        "strategy_summary": describe(plan["strategy"]),
         "template_ref": plan.get("template", {}),
         "digest_short": f"{digest[:12]}…" if digest else "",
         "rollbacks": list(deployments_visible_to(request.user).filter(rollback_of=deployment).order_by("id")),

@@ -20,8 +20,9 @@ from apps.catalog.selectors import applications_visible_to
 from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
 from apps.core.permissions import can
 from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
+from apps.deployments.engine.strategies import describe
 from apps.deployments.models import Deployment
-from apps.deployments.plans import plan_rows
+from apps.deployments.plans import phase_rows, plan_rows
 from apps.deployments.selectors import deployments_visible_to
 from apps.deployments.services import deployment_create, deployment_preview
 from apps.environments.selectors import environments_visible_to
@@ -178,7 +179,13 @@ def release_plan_preview(request, pk: int):
         except ReleaseHubError as exc:
             context["error"] = exc
         else:
-            context.update(plan=plan, digest=digest, rows=plan_rows(plan))
+            context.update(
+                plan=plan,
+                digest=digest,
+                rows=plan_rows(plan),
+                phases=phase_rows(plan),
+                strategy_summary=describe(plan["strategy"]),
+            )
     return render(request, "releases/_plan_output.html", context)
 
 

@@ -382,3 +382,40 @@ def _stage_phase(stage: dict[str, Any], watched: list[str], switch: dict | None 
         judgment=stage["judgment"],
         weight=stage["weight"],
     )
+
+
+def _duration(value: int) -> str:
+    hours, rest = divmod(int(value), 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
+
+
+def describe(strategy: dict[str, Any]) -> str:
+    """A plan's strategy (name and complete options) in a few words, for pages: "10% (5m) → 50% → 100%"."""
+    name = strategy.get("name")
+    gate = "" if strategy.get("health_gate", True) else ", no health gate"
+    if name == Strategy.CANARY:
+        stages = [
+            f"{s['weight']}%"
+            + (f" ({_duration(s['pause'])} analysis" if s["pause"] else "")
+            + (", judgment" if s["judgment"] and s["pause"] else " (judgment" if s["judgment"] else "")
+            + (")" if s["pause"] or s["judgment"] else "")
+            for s in strategy.get("stages", [])
+        ]
+        return " → ".join(stages) + gate
+    if name == Strategy.BLUE_GREEN:
+        if strategy.get("switch_back"):
+            return "switch the traffic back to the old slot"
+        keep = strategy.get("keep_old_slot_for", 0)
+        return "install on the idle slot, then switch" + (f"; old slot kept {_duration(keep)}" if keep else "") + gate
+    if name == Strategy.ROLLING_BLUE_GREEN:
+        pause = strategy.get("pause", 0)
+        return (
+            f"install on the idle slot, then move traffic in batches of {strategy.get('batch_size')}"
+            + (f", {_duration(pause)} analysis each" if pause else "")
+            + gate
+        )
+    if name == Strategy.ROLLING:
+        pause = strategy.get("pause_seconds", 0)
+        return f"batches of {strategy.get('batch_size')}" + (f", {_duration(pause)} apart" if pause else "") + gate
+    return "every target at once" + gate

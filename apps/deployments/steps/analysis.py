@@ -122,8 +122,7 @@ class Analysis(StepKind):
         if current >= end:
             return StepResult(
                 StepStatus.SUCCEEDED,
-                f"Passed: {state['failures']} of {state['probes']} probes failed over "
-                f"{seconds(params['seconds'])}.",
+                f"Passed: {state['failures']} of {state['probes']} probes failed over {seconds(params['seconds'])}.",
                 state=state,
             )
         resume = min(current + timedelta(seconds=float(params.get("interval", 10))), end)
