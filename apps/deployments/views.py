@@ -70,6 +70,8 @@ ROLLBACK_FROM = {S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED}
 RUN_UNFINISHED = {StepRunStatus.RUNNING, StepRunStatus.WAITING, StepRunStatus.PAUSED}
 RUN_LOGGING = {StepRunStatus.PENDING, StepRunStatus.RUNNING, StepRunStatus.WAITING}
 RUN_DONE = {StepRunStatus.SUCCEEDED, StepRunStatus.SKIPPED}
+# What Promote does, by the kind of the step it ends early.
+PROMOTE_LABELS = {"analysis": "Promote", "wait": "Finish the wait", "manual_intervention": "Continue"}
 
 TEMPLATE_ASIDE = {
     "title": "Good to know",
@@ -183,6 +185,7 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
         # A slot to switch back to without redeploying (blue/green), when the rollback would do only that.
         "switch_back": services.switch_back_slot(deployment, earlier) if rollback_to else "",
         "promote": forwards and step.get("kind") in services.PROMOTABLE and step.get("scope") == "batch",
+        "promote_label": PROMOTE_LABELS.get(step.get("kind"), "Promote"),
         "roll_back_now": forwards and has_undo_work(deployment),
     }
     controls["any"] = any(controls.values())
@@ -370,6 +373,7 @@ def _rollout(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any] | No
     if not any("weight" in phase for phase in plan["phases"]):
         return None
     analyses = {r.phase: r for r in runs if r.kind == "analysis" and r.action == "deploy"}
+    waits = {r.phase: r.resume_at for r in runs if r.status == StepRunStatus.WAITING and r.kind == "wait"}
     ran = {r.phase for r in runs if r.action == "deploy"}
     undone = deployment.mode == "rollback" or deployment.status == S.ROLLED_BACK
     now = timezone.now()
@@ -400,8 +404,16 @@ def _rollout(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any] | No
                 "left": duration(now, ends) if run.status == StepRunStatus.WAITING and ends and ends > now else "",
                 "limit": params.get("max_failure_ratio", 0.1),
             }
+        wait_ends = waits.get(index)
         stages.append(
-            {"index": index, "name": phase["name"], "weight": phase.get("weight"), "state": state, "analysis": analysis}
+            {
+                "index": index,
+                "name": phase["name"],
+                "weight": phase.get("weight"),
+                "state": state,
+                "analysis": analysis,
+                "left": duration(now, wait_ends) if wait_ends and wait_ends > now else "",
+            }
         )
     slotted = deployment.strategy in SLOT_STRATEGIES or any("slot" in phase for phase in plan["phases"])
     return {"stages": stages, "slots": _slots(deployment) if slotted else None}
