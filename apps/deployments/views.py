@@ -65,7 +65,7 @@ CHANGE_TEMPLATE = "deployments.change_deploymenttemplate"
 S = DeploymentStatus
 # Which control a state allows (the services decide in the end; these only choose the buttons shown).
 CANCELLABLE = {S.PENDING_APPROVAL, S.QUEUED, S.SCHEDULED, S.RUNNING, S.PAUSED}
-ROLLBACK_FROM = {S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED}
+ROLLBACK_FROM = {S.SUCCEEDED, S.FAILED, S.CANCELLED}  # a rolled-back one already went back
 # A step run whose clock still runs, and one whose log may still grow.
 RUN_UNFINISHED = {StepRunStatus.RUNNING, StepRunStatus.WAITING, StepRunStatus.PAUSED}
 RUN_LOGGING = {StepRunStatus.PENDING, StepRunStatus.RUNNING, StepRunStatus.WAITING}

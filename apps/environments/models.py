@@ -72,6 +72,12 @@ class Environment(TimestampedModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def default_strategy_label(self) -> str:
+        from apps.deployments.models import Strategy  # deployments builds on this app
+
+        return Strategy(self.default_strategy or Strategy.ALL_AT_ONCE).label
+
     def clean(self) -> None:
         # Deployments builds on this app: imported when needed.
         from apps.deployments.engine.strategies import strategy_errors
