@@ -375,14 +375,24 @@ def _rollout(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any] | No
     analyses = {r.phase: r for r in runs if r.kind == "analysis" and r.action == "deploy"}
     waits = {r.phase: r.resume_at for r in runs if r.status == StepRunStatus.WAITING and r.kind == "wait"}
     ran = {r.phase for r in runs if r.action == "deploy"}
+    unfinished = {r.phase for r in runs if r.action == "deploy" and r.status not in RUN_DONE}
+    reverted = {r.phase for r in runs if r.action == "rollback"}
     undone = deployment.mode == "rollback" or deployment.status == S.ROLLED_BACK
     now = timezone.now()
     stages = []
     for index, phase in enumerate(plan["phases"]):
         if deployment.status == S.SUCCEEDED:
             state = "done"
-        elif undone:
-            state = "undone" if index in ran else "skipped"
+        elif undone:  # what the rollback undid; what it kept (blue/green keeps installs); what never ran
+            state = (
+                "undone"
+                if index in reverted
+                else "stopped"
+                if index in unfinished
+                else "done"
+                if index in ran
+                else "skipped"
+            )
         elif index != deployment.phase:
             state = "done" if index < deployment.phase else "pending"
         else:
