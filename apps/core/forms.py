@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
+from django.core.exceptions import ValidationError
 
 from apps.accounts.models import Team
 
@@ -48,3 +51,27 @@ class AccessForm(forms.Form):
     def __init__(self, *args, actions: dict[str, str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [(action, action) for action in actions]
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed as JSON text; empty means {}."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "font-monospace"})
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(strip=True, **kwargs)
+
+    def prepare_value(self, value):
+        return json.dumps(value, indent=2) if isinstance(value, dict) and value else ("" if value == {} else value)
+
+    def to_python(self, value) -> dict:
+        if not value:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}.") from exc
+        if not isinstance(parsed, dict):
+            raise ValidationError("Write a JSON object: {...}.")
+        return parsed

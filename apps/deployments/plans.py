@@ -278,9 +278,17 @@ def _environment_info(environment) -> dict[str, Any]:
     return {"slug": environment.slug, "name": environment.name, "tier": environment.tier}
 
 
-def _entry(step: dict, **extra: Any) -> dict[str, Any]:
+def _entry(step: dict, *, undo: bool = False, **extra: Any) -> dict[str, Any]:
+    """A plan step; `undo`: a rollback undoes it."""
     kind = step_kinds.get(step["kind"])
-    return {"name": step["name"], "kind": kind.name, "scope": kind.scope, "idempotent": kind.idempotent, **extra}
+    return {
+        "name": step["name"],
+        "kind": kind.name,
+        "scope": kind.scope,
+        "idempotent": kind.idempotent,
+        "undo": undo,
+        **extra,
+    }
 
 
 class _Traffic:
@@ -315,7 +323,7 @@ class _Traffic:
             "hook": self._render(slot, switch["weight"], switch["targets"]),
             "undo_hook": self._render(slot, switch["previous_weight"], switch["previous_targets"]),
         }
-        return _entry({"name": "Switch traffic", "kind": "switch_traffic"}, params=params)
+        return _entry({"name": "Switch traffic", "kind": "switch_traffic"}, undo=True, params=params)
 
 
 def _analysis_step(spec: dict, options: dict, targets: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +380,7 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
             }
         )
     # Blue/green strategies roll back by switching traffic back: the slots keep their files.
-    switch_only = strategy in strategies.SLOT_STRATEGIES or (strategy == "canary" and environment.traffic_weights)
+    switch_only = strategies.moves_traffic(strategy, weighted=environment.traffic_weights)
     plan_steps = []
     for index, step in enumerate(template_steps):
         kind = step_kinds.get(step["kind"])
@@ -394,24 +402,16 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
         indices = list(range(len(template_steps))) if spec["install"] and spec["targets"] else []
         installed.update(spec["targets"] if indices else [])
         if spec["switch"]:
-            indices.append(add({**traffic.step(spec["switch"]), "undo": True}))
+            indices.append(add(traffic.step(spec["switch"])))
         if spec["analysis"]:
-            indices.append(add({**_analysis_step(spec["analysis"], options, by_name), "undo": False}))
+            indices.append(add(_analysis_step(spec["analysis"], options, by_name)))
         if spec["judgment"]:
             instructions = f"{spec['name']}: check the canary, then continue or roll back."
-            indices.append(
-                add(
-                    _entry(
-                        {"name": "Judgment", "kind": "manual_intervention"},
-                        params={"instructions": instructions},
-                        undo=False,
-                    )
-                )
-            )
+            judgment = {"name": "Judgment", "kind": "manual_intervention"}
+            indices.append(add(_entry(judgment, params={"instructions": instructions})))
         if spec["wait"]:
-            indices.append(
-                add(_entry({"name": "Keep the old slot", "kind": "wait"}, params={"seconds": spec["wait"]}, undo=False))
-            )
+            keep = {"name": "Keep the old slot", "kind": "wait"}
+            indices.append(add(_entry(keep, params={"seconds": spec["wait"]})))
         phase = {"name": spec["name"], "targets": spec["targets"] if spec["install"] else [], "steps": indices}
         if spec["weight"] is not None:
             phase["weight"] = spec["weight"]
@@ -461,7 +461,7 @@ def build_switch_back_plan(*, release, environment, template_version, strategy: 
         "environment": environment_info,
         "template": {"slug": template_version.template.slug, "version": template_version.number},
         "strategy": {"name": strategy, **options, "switch_back": True},
-        "steps": [{**_Traffic(environment, scope, targets).step(switch), "undo": True}],
+        "steps": [_Traffic(environment, scope, targets).step(switch)],
         "phases": [
             {
                 "name": f"Switch traffic back to {slot}",

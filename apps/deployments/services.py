@@ -255,12 +255,12 @@ def _inputs(
 
 
 def _strategy(environment: Environment, strategy: str | None, options: dict | None) -> tuple[str, dict | None]:
-    """The request's strategy, else the environment's default; the default's options go with the default
-    strategy when the request gives none."""
+    """The request's strategy, else the environment's default. With the default strategy, the environment's
+    default options apply where the request's options say nothing."""
     default = environment.default_strategy or Strategy.ALL_AT_ONCE
     strategy = strategy or default
-    if options is None and strategy == default:
-        options = environment.default_strategy_options
+    if strategy == default:
+        options = {**environment.default_strategy_options, **(options or {})}
     return strategy, options
 
 

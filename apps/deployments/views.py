@@ -41,7 +41,7 @@ from apps.releases.selectors import release_for
 
 from . import services
 from . import steps as step_kinds
-from .engine.strategies import SLOT_STRATEGIES, describe
+from .engine.strategies import describe
 from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
@@ -425,7 +425,7 @@ def _rollout(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any] | No
                 "left": duration(now, wait_ends) if wait_ends and wait_ends > now else "",
             }
         )
-    slotted = deployment.strategy in SLOT_STRATEGIES or any("slot" in phase for phase in plan["phases"])
+    slotted = any("slot" in phase for phase in plan["phases"])  # it moves traffic between slots
     return {"stages": stages, "slots": _slots(deployment) if slotted else None}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from apps.core.forms import BootstrapForm, TeamChoiceField
+from apps.core.forms import BootstrapForm, JSONObjectField, TeamChoiceField
 from apps.deployments.models import DeploymentTemplate, Strategy
 
 from .choices import Slot, Tier
@@ -65,30 +65,6 @@ class KeyValueField(forms.CharField):
                 raise ValidationError(f"Line {number}: write key=value.")
             result[key.strip()] = self._read(item.strip())
         return result
-
-
-class JSONObjectField(forms.CharField):
-    """A JSON object typed as JSON text; empty means {}."""
-
-    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "font-monospace"})
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("required", False)
-        super().__init__(strip=True, **kwargs)
-
-    def prepare_value(self, value):
-        return json.dumps(value, indent=2) if isinstance(value, dict) and value else ("" if value == {} else value)
-
-    def to_python(self, value) -> dict:
-        if not value:
-            return {}
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            raise ValidationError(f"Not valid JSON: {exc}.") from exc
-        if not isinstance(parsed, dict):
-            raise ValidationError("Write a JSON object: {...}.")
-        return parsed
 
 
 class EnvironmentForm(BootstrapForm):

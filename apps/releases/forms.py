@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from apps.core.forms import BootstrapForm
+from apps.core.forms import BootstrapForm, JSONObjectField
 from apps.deployments.models import DeploymentTemplate, Strategy
 
 from .selectors import artifact_choices
@@ -95,15 +95,28 @@ class DeployForm(BootstrapForm):
     is resolved and checked by apps.deployments.services."""
 
     environment = forms.ModelChoiceField(queryset=None, to_field_name="slug", empty_label=None)
-    strategy = forms.ChoiceField(choices=Strategy.choices, initial=Strategy.ROLLING)
+    strategy = forms.ChoiceField(
+        choices=[("", "The environment's default"), *Strategy.choices], required=False, initial=""
+    )
     batch_size = forms.CharField(
-        max_length=8, required=False, initial="1", help_text="Rolling: targets per batch, or a percentage (25%)."
+        max_length=8,
+        required=False,
+        help_text="Rolling (blue/green): targets per batch, or a percentage (25%).",
     )
     pause_seconds = forms.IntegerField(
-        min_value=0, max_value=86400, required=False, initial=0, help_text="Rolling: seconds between batches."
+        min_value=0, max_value=86400, required=False, help_text="Rolling: seconds between batches."
     )
     health_gate = forms.BooleanField(required=False, initial=True, help_text="Check each target's health URL.")
-    rollback_on_failure = forms.BooleanField(required=False, help_text="Undo the updated targets when a batch fails.")
+    rollback_on_failure = forms.ChoiceField(
+        choices=[("", "The strategy's default"), ("yes", "Yes"), ("no", "No")],
+        required=False,
+        help_text="Undo what was changed when a step or a gate fails.",
+    )
+    options = JSONObjectField(
+        label="More options",
+        help_text='JSON, e.g. {"stages": [{"weight": 10, "pause": "5m"}, {"weight": 100}]} or '
+        '{"keep_old_slot_for": "10m"}. See the strategies in the API documentation.',
+    )
     template = forms.ModelChoiceField(
         queryset=DeploymentTemplate.objects.order_by("name"),
         to_field_name="slug",
@@ -116,16 +129,21 @@ class DeployForm(BootstrapForm):
         self.fields["environment"].queryset = environments
 
     def service_kwargs(self) -> dict:
-        """deployment_create's keyword arguments from the cleaned data."""
+        """deployment_create's keyword arguments from the cleaned data. Options left out come from the
+        environment's default options when its default strategy is used."""
         data = self.cleaned_data
-        options = {"health_gate": data["health_gate"], "rollback_on_failure": data["rollback_on_failure"]}
-        if data["strategy"] == Strategy.ROLLING:
-            size = (data.get("batch_size") or "1").strip()
+        strategy = data["strategy"] or None
+        options = {"health_gate": data["health_gate"]}
+        if data["rollback_on_failure"]:
+            options["rollback_on_failure"] = data["rollback_on_failure"] == "yes"
+        size = (data.get("batch_size") or "").strip()
+        if size and strategy in (Strategy.ROLLING, Strategy.ROLLING_BLUE_GREEN):
             options["batch_size"] = int(size) if size.isdigit() else size
-            options["pause_seconds"] = data.get("pause_seconds") or 0
+        if data.get("pause_seconds") and strategy == Strategy.ROLLING:
+            options["pause_seconds"] = data["pause_seconds"]
         return {
             "environment": data["environment"],
-            "strategy": data["strategy"],
-            "strategy_options": options,
+            "strategy": strategy,
+            "strategy_options": {**options, **data["options"]},
             "template": data.get("template"),
         }

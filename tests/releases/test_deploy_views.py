@@ -63,6 +63,32 @@ def test_the_preview_shows_the_rendered_plan_and_its_digest(page):
     assert "s3cr3t" not in html
 
 
+def test_the_preview_follows_the_environment_default_strategy_and_more_options(page):
+    from urllib.parse import urlencode
+
+    from apps.environments.services import environment_update, target_update
+
+    target_update(actor=None, target=page["qa"].targets.get(), health_check_url="http://web-1.example/health")
+    make_target(page["qa"], "web-2", health_check_url="http://web-2.example/health")
+    environment_update(
+        actor=None,
+        environment=page["qa"],
+        default_strategy="canary",
+        default_strategy_options={"stages": [{"weight": 50, "pause": "20s"}, {"weight": 100}]},
+    )
+    base = f"/releases/{page['release'].pk}/preview/?"
+    html = page["client"].get(base + urlencode({"environment": "qa", "template": "say"})).content.decode()
+    assert "50% (20s analysis) → 100%" in html  # the environment's default options
+    more = urlencode({"environment": "qa", "template": "say", "options": '{"analysis": {"interval": 1}}'})
+    html = page["client"].get(base + more).content.decode()
+    assert "50% (20s analysis) → 100%" in html  # still the default's stages, with another interval
+    assert "Canary 50%: web-1" in html
+    bad = urlencode({"environment": "qa", "template": "say", "strategy": "canary", "options": '{"stages": [1]}'})
+    html = page["client"].get(base + bad).content.decode()
+    assert 'data-testid="plan-error"' in html
+    assert "stages.0" in html
+
+
 def test_an_undefined_variable_is_shown_before_anything_runs(page):
     template_create(
         actor=None,

@@ -317,12 +317,11 @@ def _traffic_changed(deployment: Deployment) -> str:
     each phase up to the plan's first switch."""
     plan = deployment.plan
     expects = plan["phases"][deployment.phase].get("expects")
-    if deployment.step != phase_steps(plan, deployment.phase)[0]:
-        return ""
     environment = deployment.environment
-    if not expects or (environment.live_slot, environment.idle_weight) == (
-        expects["live_slot"],
-        expects["idle_weight"],
+    if (
+        not expects
+        or deployment.step != phase_steps(plan, deployment.phase)[0]
+        or (environment.live_slot, environment.idle_weight) == (expects["live_slot"], expects["idle_weight"])
     ):
         return ""
     return (

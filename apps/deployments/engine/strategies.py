@@ -182,6 +182,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def moves_traffic(strategy: str, *, weighted: bool) -> bool:
+    """Whether the strategy installs on the idle slot and moves traffic (its rollback only moves it back)."""
+    return strategy in SLOT_STRATEGIES or (strategy == Strategy.CANARY and weighted)
+
+
 def duration_seconds(value: int | str) -> int:
     """Seconds of a duration given as seconds or as text such as "1h30m" (already schema-checked)."""
     if isinstance(value, int):
@@ -327,7 +332,7 @@ def rollout(
             _phase(f"Batch {i + 1}", targets=batch, install=True)
             for i, batch in enumerate(_batches(names, batch_count(options, len(names))))
         ]
-    if strategy in SLOT_STRATEGIES or (strategy == Strategy.CANARY and weighted):
+    if moves_traffic(strategy, weighted=weighted):
         idle, idle_names = _slots(targets, live_slot)
         phases = [_phase(f"Install on {idle} (idle slot)", targets=idle_names, install=True)]
         old = "blue" if idle == "green" else "green"
