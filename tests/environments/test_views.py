@@ -606,3 +606,39 @@ def test_detail_history_and_access_run_constant_queries(client, user, owners, pr
         environment_grant(actor=None, environment=prod, team=team, action="view")
     for path, count in counts.items():
         assert _count_queries(client, path) == count, path
+
+
+def test_a_manager_sets_the_default_strategy_and_traffic_hook_as_json(client, user, prod):
+    login(client, user)
+    base = {"name": "Production", "tier": "production", "owner_team": "platform", "timezone": "UTC"}
+    response = client.post(
+        "/environments/prod/edit/",
+        {**base, "default_strategy": "canary", "default_strategy_options": '{"stages": [{"weight": 10}]}'},
+    )
+    page = html(response)
+    assert "stages: Give stages with growing weights, the last one 100." in page  # shown on the options field
+    response = client.post(
+        "/environments/prod/edit/",
+        {**base, "traffic_hook": "{not json"},
+    )
+    assert "Not valid JSON" in html(response)
+    hook = '{"kind": "shell", "params": {"command": "switch {{ traffic.slot }}"}}'
+    response = client.post(
+        "/environments/prod/edit/",
+        {
+            **base,
+            "default_strategy": "blue_green",
+            "default_strategy_options": '{"keep_old_slot_for": "5m"}',
+            "traffic_hook": hook,
+        },
+    )
+    assert response.status_code == 302
+    prod.refresh_from_db()
+    assert prod.default_strategy == "blue_green"
+    assert prod.default_strategy_options == {"keep_old_slot_for": "5m"}
+    assert prod.traffic_hook["params"]["command"] == "switch {{ traffic.slot }}"
+    detail = html(client.get("/environments/prod/"))
+    assert "Blue/green by default" in detail
+    assert "no switch yet · shell hook" in detail
+    form = html(client.get("/environments/prod/edit/"))
+    assert "switch {{ traffic.slot }}" in form  # the JSON comes back for the next edit
