@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeploymentStatusEnum": "apps.deployments.models.DeploymentStatus",
         "StepRunStatusEnum": "apps.deployments.models.StepRunStatus",
+        "StrategyEnum": "apps.deployments.models.Strategy",
+        "SlotEnum": "apps.environments.choices.Slot",
         "TokenStatusEnum": ["active", "expired", "revoked"],
         "ChannelEnum": "apps.core.context.Channel",
         "NotificationChannelEnum": "apps.notifications.models.Channel",
