@@ -368,15 +368,16 @@ def traffic_switched(*, deployment, slot: str, weight: int) -> Environment:
     slot (the one with most of the traffic) and the idle slot's share. Called by the engine only."""
     other = "blue" if slot == "green" else "green"
     live, idle_weight = (slot, 0) if weight >= 100 else (other, weight)
-    environment = Environment.objects.select_for_update().get(pk=deployment.environment_id)
-    before = {"live_slot": environment.live_slot, "idle_weight": environment.idle_weight}
-    environment.live_slot, environment.idle_weight = live, idle_weight
-    environment.save(update_fields=["live_slot", "idle_weight", "updated_at"])
-    audit_record(
-        verb="environment.traffic_switched",
-        target=environment,
-        summary=f"{environment.slug}: {live} live" + (f", {idle_weight}% to {slot}" if idle_weight else ""),
-        details={"deployment": deployment.pk, "before": before, "live_slot": live, "idle_weight": idle_weight},
-    )
+    with transaction.atomic():
+        environment = Environment.objects.select_for_update().get(pk=deployment.environment_id)
+        before = {"live_slot": environment.live_slot, "idle_weight": environment.idle_weight}
+        environment.live_slot, environment.idle_weight = live, idle_weight
+        environment.save(update_fields=["live_slot", "idle_weight", "updated_at"])
+        audit_record(
+            verb="environment.traffic_switched",
+            target=environment,
+            summary=f"{environment.slug}: {live} live" + (f", {idle_weight}% to {slot}" if idle_weight else ""),
+            details={"deployment": deployment.pk, "before": before, "live_slot": live, "idle_weight": idle_weight},
+        )
     deployment.environment.live_slot, deployment.environment.idle_weight = live, idle_weight
     return environment
