@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.inventory",
     "apps.approvals",
+    "apps.scheduling",
     "apps.notifications",
 ]
 
@@ -331,6 +332,7 @@ API_TOKEN_SCOPES = {
     "releases:write": "Create releases",
     "deployments:write": "Request, approve and control deployments",
     "config:write": "Change environments, targets, variables, applications and lifecycles",
+    "calendar:write": "Book deployment slots and decide on bookings",
 }
 API_TOKEN_DEFAULT_LIFETIME_DAYS = env.int("API_TOKEN_DEFAULT_LIFETIME_DAYS", default=90)
 # Seconds an Idempotency-Key and its response are kept for replay.

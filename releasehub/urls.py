@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.approvals.api.urls")),
     path("", include("apps.notifications.api.urls")),
+    path("", include("apps.scheduling.api.urls")),
 ]
 
 urlpatterns = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("deployments/", include("apps.deployments.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("approvals/", include("apps.approvals.urls")),
+    path("calendar/", include("apps.scheduling.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.core.urls")),
 ]

@@ -5,7 +5,7 @@ NAVIGATION = [
     ("Releases", "releases:list", "box-seam"),
     ("Deployments", "deployments:list", "rocket-takeoff"),
     ("Approvals", "approvals:inbox", "person-check"),
-    ("Calendar", "core:calendar", "calendar3"),
+    ("Calendar", "scheduling:calendar", "calendar3"),
     ("Environments", "environments:list", "hdd-stack"),
     ("Applications", "catalog:application-list", "grid-3x3-gap"),
     ("Audit", "audit:log", "journal-check"),

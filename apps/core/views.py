@@ -4,7 +4,7 @@ import os
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.views import defaults
 from django.views.decorators.cache import never_cache
@@ -66,26 +66,6 @@ def dashboard(request):
     waiting_count = len(waiting_rows) if len(waiting_rows) < DASHBOARD_WAITING else waiting.count()
     context = {"recent_events": recent, "waiting": waiting_rows, "waiting_count": waiting_count}
     return render(request, "core/dashboard.html", context)
-
-
-# Sections whose features arrive with their own apps; until then each shows what it will hold.
-# (Environments, applications, releases and deployments have their pages: apps/environments/views.py,
-# apps/catalog/views.py, apps/releases/views.py, apps/deployments/views.py.)
-SECTIONS = {
-    "calendar": {
-        "title": "Calendar",
-        "icon": "calendar3",
-        "lead": "Deployment slots booked by teams, freeze windows and scheduled deployments.",
-        "empty": "No bookings or freezes yet.",
-    },
-}
-
-
-@login_required
-def section(request, name: str):
-    if name not in SECTIONS:
-        raise Http404
-    return render(request, "core/section.html", {"section": SECTIONS[name], "name": name})
 
 
 def _api_error(code: str, detail: str, status: int):

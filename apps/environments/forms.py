@@ -83,6 +83,20 @@ class EnvironmentForm(BootstrapForm):
     labels = KeyValueField(help_text="One key=value per line, e.g. region=eu-central.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     requires_booking = forms.BooleanField(required=False, help_text="Deployments need a booked slot.")
+    booking_min_minutes = forms.IntegerField(
+        min_value=1, required=False, initial=15, label="Shortest booking (minutes)"
+    )
+    booking_max_minutes = forms.IntegerField(
+        min_value=1, required=False, initial=480, label="Longest booking (minutes)"
+    )
+    booking_horizon_days = forms.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        initial=90,
+        label="Booking horizon (days)",
+        help_text="How far ahead slots may be booked.",
+    )
     protected = forms.BooleanField(required=False, help_text="Changes and deployments need extra care.")
     default_template = forms.ModelChoiceField(
         queryset=DeploymentTemplate.objects.order_by("name"),
@@ -116,6 +130,9 @@ class EnvironmentForm(BootstrapForm):
         "labels",
         "description",
         "requires_booking",
+        "booking_min_minutes",
+        "booking_max_minutes",
+        "booking_horizon_days",
         "protected",
         "default_template",
         "default_strategy",
@@ -123,6 +140,13 @@ class EnvironmentForm(BootstrapForm):
         "traffic_hook",
         "traffic_weights",
     )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in ("booking_min_minutes", "booking_max_minutes", "booking_horizon_days"):
+            if data.get(name) is None:  # left empty: the current value (or the default) stays
+                data.pop(name, None)
+        return data
 
     def __init__(self, *args, instance: Environment | None = None, **kwargs) -> None:
         if instance is not None:

@@ -32,6 +32,9 @@ class Environment(TimestampedModel):
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     description = models.TextField(blank=True)
     requires_booking = models.BooleanField(default=False, help_text="Deployments need a booked slot.")
+    booking_min_minutes = models.PositiveIntegerField(default=15, help_text="Shortest slot that may be booked.")
+    booking_max_minutes = models.PositiveIntegerField(default=8 * 60, help_text="Longest slot that may be booked.")
+    booking_horizon_days = models.PositiveIntegerField(default=90, help_text="How far ahead slots may be booked.")
     protected = models.BooleanField(default=False, help_text="Changes and deployments need extra care.")
     default_template = models.ForeignKey(
         "deployments.DeploymentTemplate",
@@ -84,6 +87,8 @@ class Environment(TimestampedModel):
         from apps.deployments.plans import traffic_hook_errors
 
         errors = traffic_hook_errors(self.traffic_hook)
+        if self.booking_min_minutes > self.booking_max_minutes:
+            errors["booking_max_minutes"] = ["At least the shortest slot."]
         if self.default_strategy or self.default_strategy_options:
             for key, messages in strategy_errors(
                 self.default_strategy or "all_at_once", self.default_strategy_options

@@ -38,6 +38,9 @@ ENVIRONMENT_FIELDS = {
     "default_strategy_options",
     "traffic_hook",
     "traffic_weights",
+    "booking_min_minutes",
+    "booking_max_minutes",
+    "booking_horizon_days",
 }
 TARGET_FIELDS = {"name", "address", "slot", "labels", "health_check_url", "path", "attributes"}
 

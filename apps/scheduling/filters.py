@@ -1,0 +1,17 @@
+import django_filters
+
+from .models import Booking, BookingStatus
+
+
+class BookingFilterSet(django_filters.FilterSet):
+    """`start`/`end` select the bookings that overlap that range (what a calendar view shows)."""
+
+    environment = django_filters.CharFilter(field_name="environment__slug")
+    team = django_filters.CharFilter(field_name="team__slug")
+    status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
+    start = django_filters.IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt", label="Overlapping from")
+    end = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt", label="Overlapping until")
+
+    class Meta:
+        model = Booking
+        fields = ["environment", "team", "status", "start", "end"]

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "scheduling"
+urlpatterns = [
+    path("", views.calendar, name="calendar"),
+    path("bookings/new/", views.booking_create, name="booking-create"),
+    path("bookings/<int:pk>/approve/", views.booking_approve, name="booking-approve"),
+    path("bookings/<int:pk>/decline/", views.booking_decline, name="booking-decline"),
+    path("bookings/<int:pk>/cancel/", views.booking_cancel, name="booking-cancel"),
+]

@@ -1,0 +1,107 @@
+"""The calendar page: the coming bookings of the environments the user may view, day by day, with the
+controls the user may use, and a form to book a slot. Writes go through apps.scheduling.services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import groupby
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import Team
+from apps.core.errors import ReleaseHubError
+from apps.core.permissions import restrict
+from apps.core.ui import call_service, form_add_domain_error
+from apps.environments.models import Environment
+from apps.environments.selectors import environments_visible_to
+
+from . import services
+from .filters import BookingFilterSet
+from .forms import BookingForm, ReasonForm
+from .models import ACTIVE_BOOKING_STATUSES
+from .selectors import bookings_visible_to
+
+DAYS_SHOWN = 28
+
+
+def _form(request, data=None) -> BookingForm:
+    return BookingForm(data, environments=environments_visible_to(request.user, "book"))
+
+
+def _page(request, form: BookingForm | None = None, status: int = 200):
+    user = request.user
+    now = timezone.now()
+    bookings = BookingFilterSet(request.GET, queryset=bookings_visible_to(user)).qs.filter(
+        ends_at__gt=now, starts_at__lt=now + timedelta(days=DAYS_SHOWN), status__in=ACTIVE_BOOKING_STATUSES
+    )
+    rows = list(bookings)
+    owned = set(Environment.objects.filter(owner_team__group__user=user).values_list("pk", flat=True)) | set(
+        restrict(Environment.objects.all(), user, "manage").values_list("pk", flat=True)
+    )
+    my_teams = set(Team.objects.filter(group__user=user).values_list("pk", flat=True))
+    for booking in rows:
+        booking.may_decide = booking.status == "requested" and booking.environment_id in owned
+        booking.may_cancel = (
+            booking.requested_by_id == user.pk or booking.team_id in my_teams or booking.environment_id in owned
+        )
+    days = [(day, list(items)) for day, items in groupby(rows, key=lambda b: b.starts_at.date())]
+    context = {
+        "days": days,
+        "form": form or _form(request),
+        "environments": environments_visible_to(user),
+        "selected": request.GET.get("environment", ""),
+        "highlight": request.GET.get("booking", ""),
+        "days_shown": DAYS_SHOWN,
+        "reason_form": ReasonForm(),
+    }
+    return render(request, "scheduling/calendar.html", context, status=status)
+
+
+@login_required
+def calendar(request):
+    """The coming four weeks of bookings, day by day (filter by environment); book a slot."""
+    return _page(request)
+
+
+@login_required
+@require_POST
+def booking_create(request):
+    form = _form(request, request.POST)
+    if form.is_valid():
+        try:
+            booking = services.booking_request(actor=request.user, **form.cleaned_data)
+        except ReleaseHubError as exc:
+            form_add_domain_error(form, exc)
+        else:
+            return redirect(f"{reverse('scheduling:calendar')}?booking={booking.pk}")
+    return _page(request, form, status=400)
+
+
+def _control(request, pk: int, service, done: str, **kwargs):
+    booking = get_object_or_404(bookings_visible_to(request.user), pk=pk)
+    call_service(request, service, done, actor=request.user, booking=booking, **kwargs)
+    return redirect("scheduling:calendar")
+
+
+@login_required
+@require_POST
+def booking_approve(request, pk: int):
+    return _control(request, pk, services.booking_approve, "Booking approved.")
+
+
+@login_required
+@require_POST
+def booking_decline(request, pk: int):
+    reason = request.POST.get("reason", "")
+    return _control(request, pk, services.booking_decline, "Booking declined.", reason=reason)
+
+
+@login_required
+@require_POST
+def booking_cancel(request, pk: int):
+    reason = request.POST.get("reason", "")
+    return _control(request, pk, services.booking_cancel, "Booking cancelled.", reason=reason)
