@@ -19,6 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import Team, User
 from apps.accounts.services import team_add_member, team_create, team_role_set, user_ensure
@@ -39,6 +40,8 @@ from apps.environments.services import (
 )
 from apps.releases.models import Release
 from apps.releases.services import release_create
+from apps.scheduling.models import Booking
+from apps.scheduling.services import booking_request
 
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo accounts)
 
@@ -125,10 +128,15 @@ ENVIRONMENT_GRANTS = {
     "payments": {
         "dev": ["view", "deploy"],
         "test": ["view", "deploy"],
-        "staging": ["view", "deploy"],
-        "prod": ["view"],
+        "staging": ["view", "deploy", "book"],
+        "prod": ["view", "book"],
     },
-    "storefront": {"dev": ["view", "deploy"], "test": ["view", "deploy"], "staging": ["view"], "prod": ["view"]},
+    "storefront": {
+        "dev": ["view", "deploy"],
+        "test": ["view", "deploy"],
+        "staging": ["view", "book"],
+        "prod": ["view", "book"],
+    },
     "release-managers": {"staging": ["view", "approve"], "prod": ["view", "approve"]},
     "auditors": {"dev": ["view"], "test": ["view"], "staging": ["view"], "prod": ["view"]},
 }
@@ -218,6 +226,7 @@ class Command(BaseCommand):
             self._applications(teams, lifecycle)
             self._releases()
             self._approvals(environments, teams)
+            self._bookings(environments)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: teams {', '.join(teams)}; people {', '.join(u[0] for u in USERS)} "
@@ -373,6 +382,25 @@ class Command(BaseCommand):
             artifact = Artifact.objects.get(application=application, version=version)
             release_create(
                 actor=None, application=application, artifacts=[artifact], notes=f"{application.name} {version}."
+            )
+
+    def _bookings(self, environments: dict[str, Environment]) -> None:
+        """Tomorrow's production slots: one the platform team booked (approved), one Payments asked for."""
+        if Booking.objects.exists():
+            return
+        tomorrow = (timezone.now() + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+        slots = [
+            ("bob", "Platform maintenance: database upgrade", 0, 1),
+            ("alice", "payments-api 1.4.2 to production", 5, 1),
+            ("carol", "storefront-web 2.1.0 to staging", 2, 2),
+        ]
+        for username, title, offset, hours in slots:
+            booking_request(
+                actor=User.objects.get(username=username),
+                environment=environments["staging" if "staging" in title else "prod"],
+                starts_at=tomorrow + timedelta(hours=offset),
+                ends_at=tomorrow + timedelta(hours=offset + hours),
+                title=title,
             )
 
     def _approvals(self, environments: dict[str, Environment], teams: dict[str, Team]) -> None:
