@@ -108,6 +108,7 @@ class Deployment(TimestampedModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    freeze_override = models.TextField(blank=True, help_text="Why it may start during a freeze, and who said so.")
 
     # Engine state: the unit of work to run next ((mode, phase, step)), when, and who holds it.
     mode = models.CharField(max_length=8, default="deploy", editable=False)  # "deploy" or "rollback"

@@ -149,6 +149,12 @@ def start_next_queued(environment_id: int) -> Deployment | None:
         or Deployment.objects.filter(environment_id=environment_id, status__in=ACTIVE_STATUSES).exists()
     ):
         return None
+    from apps.scheduling.services import start_blocker  # the calendar builds on deployments
+
+    if blocker := start_blocker(candidate):
+        if candidate.status_reason != blocker:  # said once, not at every look of the dispatcher
+            Deployment.objects.filter(pk=candidate.pk).update(status_reason=blocker)
+        return None
     try:
         with transaction.atomic():
             transition(candidate, S.RUNNING, reason="")
@@ -552,6 +558,27 @@ def _roll_back_in_place(actor: User | None, deployment: Deployment) -> Deploymen
         if not busy:  # else the unit in progress ends, and the engine starts the rollback (runner._record)
             Deployment.objects.filter(pk=deployment.pk).update(next_run_at=None)
             _schedule(deployment)
+    return deployment
+
+
+def deployment_override_freeze(*, actor: User | None, deployment: Deployment, reason: str) -> Deployment:
+    """Let a queued or scheduled deployment start during a freeze (`manage` on the environment, a justification;
+    audited). It starts at once if nothing else keeps it."""
+    if actor is not None:
+        ensure_can(actor, "manage", deployment.environment)
+    if not (reason or "").strip():
+        raise ValidationFailed(fields={"reason": ["Say why it may start during the freeze."]})
+    with transaction.atomic():
+        deployment = _locked(deployment)
+        if deployment.status not in (S.PENDING_APPROVAL, S.SCHEDULED, S.QUEUED):
+            raise InvalidTransition(f"{deployment} has started already.")
+        who = actor.username if actor else "the system"
+        deployment.freeze_override = f"{reason.strip()} ({who})"
+        deployment.save(update_fields=["freeze_override", "updated_at"])
+        audit_record(verb="deployment.freeze_overridden", target=deployment, actor=actor, details={"reason": reason})
+        if deployment.status == S.QUEUED:
+            start_next_queued(deployment.environment_id)
+    deployment.refresh_from_db()
     return deployment
 
 

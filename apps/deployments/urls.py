@@ -15,6 +15,7 @@ urlpatterns = [
     path("<int:pk>/retry/", views.deployment_retry, name="retry"),
     path("<int:pk>/rollback/", views.deployment_rollback, name="rollback"),
     path("<int:pk>/promote/", views.deployment_promote, name="promote"),
+    path("<int:pk>/override-freeze/", views.deployment_override_freeze, name="override-freeze"),
     path("<int:pk>/approve/", views.deployment_approve, name="approve"),
     path("<int:pk>/reject/", views.deployment_reject, name="reject"),
     path("templates/", views.template_list, name="template-list"),

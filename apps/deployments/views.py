@@ -187,6 +187,10 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
         "promote": forwards and step.get("kind") in services.PROMOTABLE and step.get("scope") == "batch",
         "promote_label": PROMOTE_LABELS.get(step.get("kind"), "Promote"),
         "roll_back_now": forwards and has_undo_work(deployment),
+        "override_freeze": status == S.QUEUED
+        and deployment.status_reason.startswith("Frozen by")
+        and not deployment.freeze_override
+        and can(request.user, "manage", deployment.environment),
     }
     controls["any"] = any(controls.values())
     controls["may_deploy"] = may_deploy
@@ -595,6 +599,19 @@ def deployment_rollback(request, pk: int):
             request, f"Rolling back {deployment.environment.name} to {rollback.release.version}: {rollback} requested."
         )
     return _back(rollback)
+
+
+@login_required
+@require_POST
+def deployment_override_freeze(request, pk: int):
+    """Start a deployment that waits for a freeze to end, with a recorded justification (`manage`)."""
+    deployment = _visible(request, pk)
+    done = f"{deployment} may start during the freeze."
+    reason = request.POST.get("reason", "")
+    call_service(
+        request, services.deployment_override_freeze, done, actor=request.user, deployment=deployment, reason=reason
+    )
+    return _back(deployment)
 
 
 @login_required

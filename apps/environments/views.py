@@ -113,7 +113,14 @@ def environment_list(request):
 
 
 def _tab_context(request, environment: Environment, tab: str) -> dict:
-    return {"environment": environment, "tab": tab, "can_manage": _may_manage(request, environment)}
+    from apps.scheduling.services import lock_of  # the calendar builds on environments
+
+    return {
+        "environment": environment,
+        "tab": tab,
+        "can_manage": _may_manage(request, environment),
+        "lock": lock_of(environment),
+    }
 
 
 @login_required

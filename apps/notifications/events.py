@@ -10,6 +10,7 @@ EVENTS: dict[str, str] = {
     "deployment.failed": "A deployment failed",
     "deployment.succeeded_production": "A deployment to production succeeded",
     "booking.changed": "A booking was requested, approved or cancelled",
+    "freeze.changed": "A freeze window or lock was set or lifted",
 }
 
 EVENT_CHOICES = list(EVENTS.items())

@@ -72,3 +72,38 @@ class Booking(TimestampedModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_BOOKING_STATUSES
+
+
+class FreezeWindow(TimestampedModel):
+    """A time when deployments may not start and slots may not be booked: for some environments or all.
+
+    One-off (starts_at..ends_at), recurring (`rrule`, an RFC 5545 rule such as
+    `FREQ=WEEKLY;BYDAY=FR`, repeating the first occurrence starts_at..ends_at in the window's
+    `timezone`, so 18:00 stays 18:00 across DST changes; `exdates` are skipped occurrence starts,
+    local ISO times), or a lock (no ends_at): one environment frozen until someone unlocks it.
+    """
+
+    title = models.CharField(max_length=200)
+    reason = models.TextField()
+    all_environments = models.BooleanField(default=False)
+    environments = models.ManyToManyField("environments.Environment", blank=True, related_name="freezes")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: a lock, until unlocked.")
+    rrule = models.CharField(max_length=500, blank=True)
+    exdates = models.JSONField(default=list, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    active = models.BooleanField(default=True, help_text="False once removed or unlocked (kept for the record).")
+
+    history = history()  # its environments are in its audit events
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["active", "starts_at"], name="freeze_active_start")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_lock(self) -> bool:
+        return self.ends_at is None

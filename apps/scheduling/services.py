@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,9 +22,11 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationFailed
 from apps.core.permissions import can, ensure_can, holders
 from apps.environments.models import Environment
+from apps.environments.validators import validate_timezone
 from apps.notifications.services import notify
 
-from .models import ACTIVE_BOOKING_STATUSES, Booking, BookingStatus
+from . import freezes
+from .models import ACTIVE_BOOKING_STATUSES, Booking, BookingStatus, FreezeWindow
 
 # A booking may start this much in the past (a slot requested "now" reaches the server a moment later).
 PAST_TOLERANCE = timedelta(minutes=5)
@@ -131,6 +135,15 @@ def booking_request(
     ):
         raise ValidationFailed(fields={"release": ["No such release."]})
     _check_slot(environment, starts_at, ends_at)
+    frozen = freezes.covering(freezes.windows_for(environment.pk), starts_at, ends_at)
+    if frozen:
+        window, begins, ends = frozen[0]
+        raise Conflict(
+            f"{environment.name} is frozen then: “{window.title}” ({begins:%Y-%m-%d %H:%M} UTC"
+            f"{'' if window.is_lock else f' to {ends:%Y-%m-%d %H:%M} UTC'}): {window.reason}",
+            fields={"starts_at": [f"Inside the freeze “{window.title}”."]},
+            freeze=window.pk,
+        )
     team = _team(actor, environment, team)
     approved = not environment.requires_booking or _is_owner(actor, environment)
     now = timezone.now()
@@ -238,3 +251,184 @@ def booking_cancel(*, actor: User | None, booking: Booking, reason: str = "") ->
         audit_record(verb="booking.cancelled", target=booking, actor=actor, details={"reason": booking.reason})
         _announce(booking, "cancelled", recipients=[booking.requested_by])
     return booking
+
+
+# --- Freeze windows and locks ----------------------------------------------------------------------
+
+
+def _ensure_freeze_rights(actor: User | None, environments: list[Environment], all_environments: bool) -> None:
+    if actor is None:
+        return
+    if all_environments:
+        if not actor.has_perm("scheduling.add_freezewindow"):
+            raise PermissionDenied("Only administrators freeze every environment at once.")
+        return
+    for environment in environments:
+        ensure_can(actor, "manage", environment)
+
+
+def _announce_freeze(window: FreezeWindow, environments: list[Environment], what: str) -> None:
+    for environment in environments:
+        notify(
+            "freeze.changed",
+            environment=environment,
+            subject=f"{environment.name}: freeze “{window.title}” {what}",
+            body=window.reason,
+            url=reverse("scheduling:calendar"),
+            data={"freeze": window.pk, "what": what, "environment": environment.slug},
+        )
+
+
+def freeze_create(
+    *,
+    actor: User | None,
+    title: str,
+    reason: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    environments: list[Environment] = (),
+    all_environments: bool = False,
+    rrule: str = "",
+    exdates: list[str] = (),
+    timezone_name: str = "UTC",
+) -> FreezeWindow:
+    """A freeze window (one-off, or recurring with an RRULE in `timezone_name`). Needs `manage` on each
+    environment, or the global add_freezewindow permission for all. Raises ValidationFailed, PermissionDenied."""
+    environments = list(environments)
+    errors: dict[str, list[str]] = {}
+    if not (title or "").strip():
+        errors["title"] = ["Give it a title."]
+    if not (reason or "").strip():
+        errors["reason"] = ["Say why deployments stop."]
+    if not all_environments and not environments:
+        errors["environments"] = ["Choose environments, or all."]
+    if ends_at is None or ends_at <= starts_at:
+        errors["ends_at"] = ["Must be after starts_at."]
+    if rrule and (problem := freezes.rule_error(rrule)):
+        errors["rrule"] = [problem]
+    try:
+        validate_timezone(timezone_name)
+    except DjangoValidationError as exc:
+        errors["timezone"] = exc.messages
+    for value in exdates:
+        try:
+            datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            errors["exdates"] = [f"{value!r} is not an ISO date-time."]
+    if errors:
+        raise ValidationFailed(fields=errors)
+    _ensure_freeze_rights(actor, environments, all_environments)
+    with transaction.atomic():
+        window = FreezeWindow.objects.create(
+            title=title.strip(),
+            reason=reason.strip(),
+            all_environments=all_environments,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            rrule=rrule,
+            exdates=list(exdates),
+            timezone=timezone_name,
+            created_by=actor,
+        )
+        window.environments.set(environments)
+        audit_record(verb="freeze.created", target=window, actor=actor, details=_freeze_details(window, environments))
+        _announce_freeze(window, environments or list(Environment.objects.all()), "set")
+    return window
+
+
+def _freeze_details(window: FreezeWindow, environments: list[Environment]) -> dict:
+    return {
+        "title": window.title,
+        "environments": "all" if window.all_environments else [e.slug for e in environments],
+        "starts_at": window.starts_at,
+        "ends_at": window.ends_at,
+        "rrule": window.rrule,
+        "timezone": window.timezone,
+        "reason": window.reason,
+    }
+
+
+def freeze_remove(*, actor: User | None, window: FreezeWindow) -> FreezeWindow:
+    """Lift a freeze window or lock (kept inactive, for the record)."""
+    with transaction.atomic():
+        window = FreezeWindow.objects.select_for_update().get(pk=window.pk)
+        environments = list(window.environments.all())
+        _ensure_freeze_rights(actor, environments, window.all_environments)
+        if not window.active:
+            raise InvalidTransition(f"“{window.title}” was lifted already.")
+        window.active = False
+        if window.is_lock:
+            window.ends_at = timezone.now()
+        window.save(update_fields=["active", "ends_at", "updated_at"])
+        audit_record(verb="freeze.removed", target=window, actor=actor, details=_freeze_details(window, environments))
+        _announce_freeze(window, environments or list(Environment.objects.all()), "lifted")
+    return window
+
+
+def environment_lock(*, actor: User | None, environment: Environment, reason: str) -> FreezeWindow:
+    """Freeze one environment until someone unlocks it (`manage`)."""
+    if not (reason or "").strip():
+        raise ValidationFailed(fields={"reason": ["Say why it is locked."]})
+    if actor is not None:
+        ensure_can(actor, "manage", environment)
+    with transaction.atomic():
+        if FreezeWindow.objects.filter(environments=environment, ends_at__isnull=True, active=True).exists():
+            raise InvalidTransition(f"{environment.name} is locked already.")
+        who = actor.display_name if actor else "the system"
+        window = FreezeWindow.objects.create(
+            title=f"Locked by {who}", reason=reason.strip(), starts_at=timezone.now(), ends_at=None, created_by=actor
+        )
+        window.environments.set([environment])
+        audit_record(
+            verb="environment.locked",
+            target=environment,
+            actor=actor,
+            details={"reason": window.reason, "freeze": window.pk},
+        )
+        _announce_freeze(window, [environment], "set")
+    return window
+
+
+def environment_unlock(*, actor: User | None, environment: Environment) -> FreezeWindow:
+    """Lift the environment's lock."""
+    if actor is not None:
+        ensure_can(actor, "manage", environment)
+    with transaction.atomic():
+        window = (
+            FreezeWindow.objects.select_for_update()
+            .filter(environments=environment, ends_at__isnull=True, active=True)
+            .first()
+        )
+        if window is None:
+            raise InvalidTransition(f"{environment.name} is not locked.")
+        window.active, window.ends_at = False, timezone.now()
+        window.save(update_fields=["active", "ends_at", "updated_at"])
+        audit_record(verb="environment.unlocked", target=environment, actor=actor, details={"freeze": window.pk})
+        _announce_freeze(window, [environment], "lifted")
+    return window
+
+
+def lock_of(environment: Environment) -> FreezeWindow | None:
+    """The environment's lock, if it is locked."""
+    return FreezeWindow.objects.filter(environments=environment, ends_at__isnull=True, active=True).first()
+
+
+# --- What keeps a deployment from starting ------------------------------------------------------------
+
+
+def start_blocker(deployment, now: datetime | None = None) -> str:
+    """Why a queued deployment may not start now ("" when it may): a freeze it was not allowed past, or, where
+    the environment requires booking, no approved booking covering now."""
+    now = now or timezone.now()
+    environment = deployment.environment
+    if not deployment.freeze_override:
+        frozen = freezes.frozen_at(environment.pk, now)
+        if frozen is not None:
+            return freezes.describe(*frozen) + ". Someone who manages the environment may override it."
+    if environment.requires_booking:
+        booked = Booking.objects.filter(
+            environment_id=environment.pk, status=BookingStatus.APPROVED, starts_at__lte=now, ends_at__gt=now
+        ).filter(Q(release__isnull=True) | Q(release_id=deployment.release_id))
+        if not booked.exists():
+            return f"{environment.name} requires a booked slot: it starts inside an approved booking."
+    return ""

@@ -9,4 +9,6 @@ urlpatterns = [
     path("bookings/<int:pk>/approve/", views.booking_approve, name="booking-approve"),
     path("bookings/<int:pk>/decline/", views.booking_decline, name="booking-decline"),
     path("bookings/<int:pk>/cancel/", views.booking_cancel, name="booking-cancel"),
+    path("environments/<slug:slug>/lock/", views.environment_lock, name="environment-lock"),
+    path("environments/<slug:slug>/unlock/", views.environment_unlock, name="environment-unlock"),
 ]

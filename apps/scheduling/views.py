@@ -4,7 +4,7 @@ controls the user may use, and a form to book a slot. Writes go through apps.sch
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import groupby
+from itertools import groupby, islice
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,10 +22,12 @@ from apps.environments.selectors import environments_visible_to
 from . import services
 from .filters import BookingFilterSet
 from .forms import BookingForm, ReasonForm
+from .freezes import occurrences
 from .models import ACTIVE_BOOKING_STATUSES
-from .selectors import bookings_visible_to
+from .selectors import bookings_visible_to, freezes_visible_to
 
 DAYS_SHOWN = 28
+FREEZE_OCCURRENCES = 4  # shown per freeze window
 
 
 def _form(request, data=None) -> BookingForm:
@@ -49,6 +51,9 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
             booking.requested_by_id == user.pk or booking.team_id in my_teams or booking.environment_id in owned
         )
     days = [(day, list(items)) for day, items in groupby(rows, key=lambda b: b.starts_at.date())]
+    windows = list(freezes_visible_to(user))
+    for window in windows:
+        window.upcoming = list(islice(occurrences(window, now, now + timedelta(days=DAYS_SHOWN)), FREEZE_OCCURRENCES))
     context = {
         "days": days,
         "form": form or _form(request),
@@ -57,6 +62,7 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
         "highlight": request.GET.get("booking", ""),
         "days_shown": DAYS_SHOWN,
         "reason_form": ReasonForm(),
+        "freezes": [window for window in windows if window.upcoming],
     }
     return render(request, "scheduling/calendar.html", context, status=status)
 
@@ -105,3 +111,26 @@ def booking_decline(request, pk: int):
 def booking_cancel(request, pk: int):
     reason = request.POST.get("reason", "")
     return _control(request, pk, services.booking_cancel, "Booking cancelled.", reason=reason)
+
+
+def _environment(request, slug: str) -> Environment:
+    return get_object_or_404(environments_visible_to(request.user), slug=slug)
+
+
+@login_required
+@require_POST
+def environment_lock(request, slug: str):
+    environment = _environment(request, slug)
+    reason = request.POST.get("reason", "")
+    done = f"{environment.name} is locked: deployments wait until it is unlocked."
+    call_service(request, services.environment_lock, done, actor=request.user, environment=environment, reason=reason)
+    return redirect("environments:detail", environment.slug)
+
+
+@login_required
+@require_POST
+def environment_unlock(request, slug: str):
+    environment = _environment(request, slug)
+    done = f"{environment.name} is unlocked."
+    call_service(request, services.environment_unlock, done, actor=request.user, environment=environment)
+    return redirect("environments:detail", environment.slug)

@@ -189,3 +189,7 @@ class StrategySerializer(serializers.Serializer):
     title = serializers.CharField()
     description = serializers.CharField()
     options = serializers.JSONField(help_text="JSON Schema (draft 2020-12) of strategy_options; defaults included.")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

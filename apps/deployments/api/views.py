@@ -28,6 +28,7 @@ from .serializers import (
     DeploymentTemplateWriteSerializer,
     DeployRequestSerializer,
     PromoteSerializer,
+    ReasonSerializer,
     StepLogSerializer,
     StrategySerializer,
     UnblockSerializer,
@@ -120,6 +121,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         ended one gets a new deployment of the previous successful release (201): after blue/green, one that
         only switches the traffic back when the old slot still holds that release."""
         return self._control(request, services.deployment_rollback)
+
+    @extend_schema(request=ReasonSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="override-freeze")
+    def override_freeze(self, request, pk=None):
+        """Let a deployment that waits for a freeze to end start now (`manage`, a reason; audited)."""
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._control(request, services.deployment_override_freeze, reason=data.validated_data["reason"])
 
     @extend_schema(request=CommentSerializer, responses=DeploymentDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -1,16 +1,23 @@
 from drf_spectacular.utils import extend_schema
+from rest_framework import views
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.core.errors import ValidationFailed
+from apps.core.errors import NotFound, ValidationFailed
 from apps.core.viewsets import ServiceViewSet
 from apps.environments.selectors import environments_visible_to
 
 from .. import services
 from ..filters import BookingFilterSet
-from ..models import Booking
-from ..selectors import bookings_visible_to
-from .serializers import BookingCreateSerializer, BookingSerializer, ReasonSerializer
+from ..models import Booking, FreezeWindow
+from ..selectors import bookings_visible_to, freezes_visible_to
+from .serializers import (
+    BookingCreateSerializer,
+    BookingSerializer,
+    FreezeCreateSerializer,
+    FreezeSerializer,
+    ReasonSerializer,
+)
 
 
 class BookingViewSet(ServiceViewSet):
@@ -58,3 +65,49 @@ class BookingViewSet(ServiceViewSet):
         """Cancel an active booking."""
         data = self.input_serializer(ReasonSerializer, data=request.data)
         return self._control(services.booking_cancel, reason=data.validated_data["reason"])
+
+
+class FreezeViewSet(ServiceViewSet):
+    """Freeze windows and locks of environments you may view (and those of every environment). POST needs
+    `manage` on each environment named, or the global permission for "all"; DELETE lifts one."""
+
+    queryset = FreezeWindow.objects.none()
+    serializer_class = FreezeSerializer
+    create_serializer_class = FreezeCreateSerializer
+    write_scope = "calendar:write"
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return freezes_visible_to(self.request.user)
+
+    def create_object(self, data):
+        return services.freeze_create(actor=self.request.user, **FreezeCreateSerializer.service_kwargs(data))
+
+    def delete_object(self, obj):
+        services.freeze_remove(actor=self.request.user, window=obj)
+
+
+class EnvironmentLockView(views.APIView):
+    """Lock an environment (a freeze until unlocked: `{reason}`) with POST, unlock it with DELETE; `manage`."""
+
+    write_scope = "calendar:write"
+
+    def _environment(self, slug: str):
+        environment = environments_visible_to(self.request.user).filter(slug=slug).first()
+        if environment is None:
+            raise NotFound("No such environment.")
+        return environment
+
+    @extend_schema(request=ReasonSerializer, responses=FreezeSerializer)
+    def post(self, request, slug: str):
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        window = services.environment_lock(
+            actor=request.user, environment=self._environment(slug), reason=data.validated_data["reason"]
+        )
+        return Response(FreezeSerializer(window).data, status=201)
+
+    @extend_schema(request=None, responses=FreezeSerializer)
+    def delete(self, request, slug: str):
+        window = services.environment_unlock(actor=request.user, environment=self._environment(slug))
+        return Response(FreezeSerializer(window).data)
