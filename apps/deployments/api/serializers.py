@@ -191,5 +191,5 @@ class StrategySerializer(serializers.Serializer):
     options = serializers.JSONField(help_text="JSON Schema (draft 2020-12) of strategy_options; defaults included.")
 
 
-class ReasonSerializer(serializers.Serializer):
+class JustificationSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)

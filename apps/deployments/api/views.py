@@ -27,8 +27,8 @@ from .serializers import (
     DeploymentTemplateUpdateSerializer,
     DeploymentTemplateWriteSerializer,
     DeployRequestSerializer,
+    JustificationSerializer,
     PromoteSerializer,
-    ReasonSerializer,
     StepLogSerializer,
     StrategySerializer,
     UnblockSerializer,
@@ -122,11 +122,11 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         only switches the traffic back when the old slot still holds that release."""
         return self._control(request, services.deployment_rollback)
 
-    @extend_schema(request=ReasonSerializer, responses=DeploymentDetailSerializer)
+    @extend_schema(request=JustificationSerializer, responses=DeploymentDetailSerializer)
     @action(detail=True, methods=["post"], url_path="override-freeze")
     def override_freeze(self, request, pk=None):
         """Let a deployment that waits for a freeze to end start now (`manage`, a reason; audited)."""
-        data = ReasonSerializer(data=request.data)
+        data = JustificationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return self._control(request, services.deployment_override_freeze, reason=data.validated_data["reason"])
 

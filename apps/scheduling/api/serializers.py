@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Team
@@ -87,6 +88,9 @@ class FreezeSerializer(serializers.ModelSerializer):
         return "all" if window.all_environments else sorted(e.slug for e in window.environments.all())
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "string", "enum": ["all"]}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+)
 class EnvironmentsField(serializers.Field):
     """ "all", or a list of environment slugs."""
 
