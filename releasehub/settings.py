@@ -292,6 +292,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30,
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
+    "scheduling-close-slots": {
+        "task": "scheduling.close_slots",
+        "schedule": 30,
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
     "notifications-resend-lost": {
         "task": "notifications.resend_lost",
         "schedule": 60,

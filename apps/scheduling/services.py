@@ -432,3 +432,73 @@ def start_blocker(deployment, now: datetime | None = None) -> str:
         if not booked.exists():
             return f"{environment.name} requires a booked slot: it starts inside an approved booking."
     return ""
+
+
+def _slot_of(deployment) -> Booking | None:
+    """The approved booking its scheduled time falls in (environments that require booking)."""
+    return (
+        Booking.objects.filter(
+            environment_id=deployment.environment_id,
+            status__in=(BookingStatus.APPROVED, BookingStatus.COMPLETED),
+            starts_at__lte=deployment.scheduled_for,
+            ends_at__gt=deployment.scheduled_for,
+        )
+        .order_by("-starts_at")
+        .first()
+    )
+
+
+def close_ended_slots(now: datetime | None = None) -> int:
+    """Complete approved bookings that ended. A scheduled deployment of an environment that requires booking
+    whose slot ended before it started does not start: it is cancelled and its requester told. Returns how
+    many bookings and deployments it closed; safe to run twice or late."""
+    from apps.deployments.models import Deployment, DeploymentStatus
+    from apps.deployments.services import transition
+
+    now = now or timezone.now()
+    closed = 0
+    with transaction.atomic():
+        ended = Booking.objects.select_for_update(skip_locked=True).filter(
+            status=BookingStatus.APPROVED, ends_at__lte=now
+        )
+        for booking in ended.select_related("environment"):
+            booking.status = BookingStatus.COMPLETED
+            booking.save(update_fields=["status", "updated_at"])
+            audit_record(verb="booking.completed", target=booking, details={"ended": booking.ends_at})
+            closed += 1
+    waiting = (
+        Deployment.objects.filter(
+            status__in=(DeploymentStatus.SCHEDULED, DeploymentStatus.QUEUED),
+            environment__requires_booking=True,
+            scheduled_for__isnull=False,
+            scheduled_for__lte=now,
+        )
+        .select_related("environment", "release", "created_by")
+        .defer("plan")
+    )
+    for deployment in waiting:
+        slot = _slot_of(deployment)
+        if slot is None or slot.ends_at > now:
+            continue
+        with transaction.atomic():
+            locked = Deployment.objects.select_for_update(skip_locked=True).filter(
+                pk=deployment.pk, status=deployment.status
+            )
+            if not locked.exists():
+                continue
+            reason = (
+                f"Its slot (booking #{slot.pk}, until {slot.ends_at:%Y-%m-%d %H:%M} UTC) ended before it could start."
+            )
+            transition(deployment, DeploymentStatus.CANCELLED, reason=reason)
+            notify(
+                "booking.changed",
+                environment=deployment.environment,
+                deployment=deployment,
+                subject=f"Deployment #{deployment.pk} to {deployment.environment.name} did not start",
+                body=reason + " Book another slot and schedule it again.",
+                url=reverse("deployments:detail", args=[deployment.pk]),
+                recipients=[deployment.created_by] if deployment.created_by else [],
+                data={"deployment": deployment.pk, "booking": slot.pk},
+            )
+            closed += 1
+    return closed
