@@ -34,7 +34,9 @@ class Booking(TimestampedModel):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="bookings")
-    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # empty: booked by the system
     release = models.ForeignKey(
         "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings"
     )
@@ -107,3 +109,15 @@ class FreezeWindow(TimestampedModel):
     @property
     def is_lock(self) -> bool:
         return self.ends_at is None
+
+
+class FeedToken(models.Model):
+    """A person's token for the calendar's iCal feeds (calendar apps cannot send API tokens). Only its
+    SHA-256 is stored; regenerating it replaces the old one at once."""
+
+    user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="feed_token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Feed token of {self.user}"

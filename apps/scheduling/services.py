@@ -9,6 +9,8 @@ team, or a manager may cancel it.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -26,7 +28,7 @@ from apps.environments.validators import validate_timezone
 from apps.notifications.services import notify
 
 from . import freezes
-from .models import ACTIVE_BOOKING_STATUSES, Booking, BookingStatus, FreezeWindow
+from .models import ACTIVE_BOOKING_STATUSES, Booking, BookingStatus, FeedToken, FreezeWindow
 
 # A booking may start this much in the past (a slot requested "now" reaches the server a moment later).
 PAST_TOLERANCE = timedelta(minutes=5)
@@ -215,7 +217,7 @@ def _decide(actor: User | None, booking: Booking, status: str, reason: str) -> B
         booking.status, booking.decided_by, booking.decided_at, booking.reason = status, actor, timezone.now(), reason
         booking.save(update_fields=["status", "decided_by", "decided_at", "reason", "updated_at"])
         audit_record(verb=f"booking.{status}", target=booking, actor=actor, details={"reason": reason})
-        _announce(booking, status, recipients=[booking.requested_by])
+        _announce(booking, status, recipients=[booking.requested_by] if booking.requested_by else [])
     return booking
 
 
@@ -249,7 +251,7 @@ def booking_cancel(*, actor: User | None, booking: Booking, reason: str = "") ->
         booking.status, booking.reason = BookingStatus.CANCELLED, reason.strip()
         booking.save(update_fields=["status", "reason", "updated_at"])
         audit_record(verb="booking.cancelled", target=booking, actor=actor, details={"reason": booking.reason})
-        _announce(booking, "cancelled", recipients=[booking.requested_by])
+        _announce(booking, "cancelled", recipients=[booking.requested_by] if booking.requested_by else [])
     return booking
 
 
@@ -502,3 +504,28 @@ def close_ended_slots(now: datetime | None = None) -> int:
             )
             closed += 1
     return closed
+
+
+# --- Feed tokens -----------------------------------------------------------------------------------
+
+
+def feed_token_regenerate(*, actor: User) -> str:
+    """A new iCal feed token for `actor`, replacing the old one (which stops working at once). Returns the raw
+    token: it is shown once."""
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        FeedToken.objects.update_or_create(user=actor, defaults={"token_hash": _hash(raw)})
+        audit_record(verb="calendar.feed_token_regenerated", target=actor, actor=actor, details={})
+    return raw
+
+
+def feed_user(raw: str) -> User | None:
+    """The active user a feed token belongs to, or None."""
+    if not raw:
+        return None
+    token = FeedToken.objects.select_related("user").filter(token_hash=_hash(raw)).first()
+    return token.user if token is not None and token.user.is_active else None
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()

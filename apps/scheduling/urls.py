@@ -5,6 +5,8 @@ from . import views
 app_name = "scheduling"
 urlpatterns = [
     path("", views.calendar, name="calendar"),
+    path("<slug:slug>.ics", views.ical_feed, name="feed"),
+    path("feed-token/", views.feed_token, name="feed-token"),
     path("bookings/new/", views.booking_create, name="booking-create"),
     path("bookings/<int:pk>/approve/", views.booking_approve, name="booking-approve"),
     path("bookings/<int:pk>/decline/", views.booking_decline, name="booking-decline"),

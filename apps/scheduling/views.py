@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from itertools import groupby, islice
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,11 +22,11 @@ from apps.core.ui import call_service, form_add_domain_error
 from apps.environments.models import Environment
 from apps.environments.selectors import environments_visible_to
 
-from . import services
+from . import feeds, services
 from .filters import BookingFilterSet
 from .forms import BookingForm, ReasonForm
 from .freezes import occurrences
-from .models import ACTIVE_BOOKING_STATUSES
+from .models import ACTIVE_BOOKING_STATUSES, FeedToken
 from .selectors import bookings_visible_to, freezes_visible_to
 
 DAYS_SHOWN = 28
@@ -63,6 +66,7 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
         "days_shown": DAYS_SHOWN,
         "reason_form": ReasonForm(),
         "freezes": [window for window in windows if window.upcoming],
+        "has_feed_token": FeedToken.objects.filter(user=user).exists(),
     }
     return render(request, "scheduling/calendar.html", context, status=status)
 
@@ -134,3 +138,45 @@ def environment_unlock(request, slug: str):
     done = f"{environment.name} is unlocked."
     call_service(request, services.environment_unlock, done, actor=request.user, environment=environment)
     return redirect("environments:detail", environment.slug)
+
+
+# --- iCal feeds ------------------------------------------------------------------------------------
+
+
+def ical_feed(request, slug: str):
+    """`/calendar/<environment>.ics` and `/calendar/all.ics?token=...`: what the token's owner may view, from a
+    month ago on. No session: calendar apps fetch it with the token in the query string."""
+    user = services.feed_user(request.GET.get("token", ""))
+    if user is None:
+        return HttpResponse(
+            "Give your calendar feed token: ?token=... (Calendar page).", status=401, content_type="text/plain"
+        )
+    environments = environments_visible_to(user)
+    if slug != "all":
+        environments = environments.filter(slug=slug)
+        if not environments.exists():
+            raise Http404("No such environment.")
+    since = timezone.now() - timedelta(days=feeds.PAST_DAYS)
+    bookings = bookings_visible_to(user).filter(environment__in=environments.values("pk"), ends_at__gte=since)
+    windows = freezes_visible_to(user)
+    if slug != "all":
+        windows = windows.filter(Q(all_environments=True) | Q(environments__slug=slug))
+    title = "ReleaseHub: all environments" if slug == "all" else f"ReleaseHub: {environments.first().name}"
+    body = feeds.feed(title=title, bookings=bookings, freezes=windows, domain=request.get_host().split(":")[0])
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{slug}.ics"'
+    return response
+
+
+@login_required
+@require_POST
+def feed_token(request):
+    """Make (or replace) the user's feed token and show its URLs once."""
+    raw = services.feed_token_regenerate(actor=request.user)
+    messages.success(
+        request,
+        "Your calendar feed: "
+        + request.build_absolute_uri(reverse("scheduling:feed", args=["all"]) + f"?token={raw}")
+        + " (shown once; any older feed link stopped working).",
+    )
+    return redirect("scheduling:calendar")
