@@ -3,13 +3,13 @@ controls the user may use, and a form to book a slot. Writes go through apps.sch
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import groupby, islice
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -37,22 +37,36 @@ def _form(request, data=None) -> BookingForm:
     return BookingForm(data, environments=environments_visible_to(request.user, "book"))
 
 
+def _with_controls(user, bookings: list) -> list:
+    """Set `may_decide` and `may_cancel` on each booking (the services' rules; two queries in all)."""
+    owned = set(Environment.objects.filter(owner_team__group__user=user).values_list("pk", flat=True)) | set(
+        restrict(Environment.objects.all(), user, "manage").values_list("pk", flat=True)
+    )
+    my_teams = set(Team.objects.filter(group__user=user).values_list("pk", flat=True))
+    for booking in bookings:
+        booking.may_decide = booking.status == "requested" and booking.environment_id in owned
+        booking.may_cancel = booking.is_active and (
+            booking.requested_by_id == user.pk or booking.team_id in my_teams or booking.environment_id in owned
+        )
+    return bookings
+
+
+def _date_param(request) -> str:
+    """`?date=YYYY-MM-DD`: the day the calendar opens on ("" for today)."""
+    value = request.GET.get("date", "")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return ""
+
+
 def _page(request, form: BookingForm | None = None, status: int = 200):
     user = request.user
     now = timezone.now()
     bookings = BookingFilterSet(request.GET, queryset=bookings_visible_to(user)).qs.filter(
         ends_at__gt=now, starts_at__lt=now + timedelta(days=DAYS_SHOWN), status__in=ACTIVE_BOOKING_STATUSES
     )
-    rows = list(bookings)
-    owned = set(Environment.objects.filter(owner_team__group__user=user).values_list("pk", flat=True)) | set(
-        restrict(Environment.objects.all(), user, "manage").values_list("pk", flat=True)
-    )
-    my_teams = set(Team.objects.filter(group__user=user).values_list("pk", flat=True))
-    for booking in rows:
-        booking.may_decide = booking.status == "requested" and booking.environment_id in owned
-        booking.may_cancel = (
-            booking.requested_by_id == user.pk or booking.team_id in my_teams or booking.environment_id in owned
-        )
+    rows = _with_controls(user, list(bookings))
     days = [(day, list(items)) for day, items in groupby(rows, key=lambda b: b.starts_at.date())]
     windows = list(freezes_visible_to(user))
     for window in windows:
@@ -67,6 +81,7 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
         "reason_form": ReasonForm(),
         "freezes": [window for window in windows if window.upcoming],
         "has_feed_token": FeedToken.objects.filter(user=user).exists(),
+        "initial_date": _date_param(request),
     }
     return render(request, "scheduling/calendar.html", context, status=status)
 
@@ -180,3 +195,73 @@ def feed_token(request):
         + " (shown once; any older feed link stopped working).",
     )
     return redirect("scheduling:calendar")
+
+
+# --- The calendar component's data -----------------------------------------------------------------
+
+PALETTE = ["#4f46e5", "#0891b2", "#16a34a", "#ca8a04", "#db2777", "#7c3aed", "#ea580c", "#0d9488"]
+MAX_RANGE = timedelta(days=62)  # a month view with its overflow weeks
+
+
+@login_required
+def events(request):
+    """Bookings and freeze occurrences overlapping [start, end) as FullCalendar event objects (`color=team` colours
+    by team, else by environment): what the month, week and day views draw. A constant number of queries."""
+    try:
+        start = datetime.fromisoformat(request.GET["start"])
+        end = datetime.fromisoformat(request.GET["end"])
+    except (KeyError, ValueError):
+        return JsonResponse({"error": "invalid", "detail": "Give start and end as ISO times."}, status=400)
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    end = min(end if end.tzinfo else end.replace(tzinfo=UTC), start + MAX_RANGE)
+    user = request.user
+    query = request.GET.copy()
+    query.pop("start"), query.pop("end")
+    bookings = BookingFilterSet(query, queryset=bookings_visible_to(user)).qs.filter(
+        starts_at__lt=end, ends_at__gt=start, status__in=(*ACTIVE_BOOKING_STATUSES, "completed")
+    )
+    by_team = request.GET.get("color") == "team"
+    items = []
+    for booking in _with_controls(user, list(bookings)):
+        key = booking.team_id if by_team else booking.environment_id
+        items.append(
+            {
+                "id": f"booking-{booking.pk}",
+                "title": f"{booking.environment.name}: {booking.title}",
+                "start": booking.starts_at.isoformat(),
+                "end": booking.ends_at.isoformat(),
+                "color": PALETTE[key % len(PALETTE)],
+                "classNames": [f"rh-booking-{booking.status}"],
+                "extendedProps": {
+                    "kind": "booking",
+                    "booking": booking.pk,
+                    "status": booking.status,
+                    "environment": booking.environment.name,
+                    "team": booking.team.name,
+                    "requester": booking.requested_by.display_name if booking.requested_by else "the system",
+                    "notes": booking.notes,
+                    "approve": reverse("scheduling:booking-approve", args=[booking.pk]) if booking.may_decide else "",
+                    "decline": reverse("scheduling:booking-decline", args=[booking.pk]) if booking.may_decide else "",
+                    "cancel": reverse("scheduling:booking-cancel", args=[booking.pk]) if booking.may_cancel else "",
+                },
+            }
+        )
+    environment = request.GET.get("environment")
+    windows = freezes_visible_to(user)
+    if environment:
+        windows = windows.filter(Q(all_environments=True) | Q(environments__slug=environment))
+    for window in windows:
+        names = "all environments" if window.all_environments else ", ".join(e.name for e in window.environments.all())
+        for begins, ends in occurrences(window, start, end):
+            items.append(
+                {
+                    "id": f"freeze-{window.pk}-{begins:%Y%m%d%H%M}",
+                    "title": f"Freeze: {window.title} ({names})",
+                    "start": begins.isoformat(),
+                    "end": min(ends, end).isoformat(),
+                    "display": "background",
+                    "classNames": ["rh-freeze"],
+                    "extendedProps": {"kind": "freeze", "reason": window.reason},
+                }
+            )
+    return JsonResponse(items, safe=False)

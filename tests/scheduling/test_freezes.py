@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -242,3 +243,41 @@ def test_pages_lock_and_unlock_show_the_freeze_and_let_a_manager_override_it(wor
     assert deployment.freeze_override == "The fix (olga)"
     owner.post("/calendar/environments/prod/unlock/")
     assert 'data-testid="lock-banner"' not in owner.get("/environments/prod/").content.decode()
+
+
+def test_the_calendar_component_gets_bookings_and_freezes_of_the_visible_range(world):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    hidden = make_environment(make_team("vault-team"), "vault")
+    booking_request(actor=None, environment=hidden, starts_at=at(2), ends_at=at(3), title="hidden")
+    mine = booking_request(actor=world["member"], environment=world["prod"], starts_at=at(2), ends_at=at(3), title="x")
+    freeze_create(
+        actor=None,
+        title="Nightly",
+        reason="Backups.",
+        environments=[world["prod"]],
+        starts_at=at(1),
+        ends_at=at(1.5),
+        rrule="FREQ=DAILY",
+    )
+    client = Client()
+    client.force_login(world["member"])
+    assert client.get("/calendar/events.json").status_code == 400
+    span = {"start": at(0).isoformat(), "end": at(24 * 7).isoformat()}
+    with CaptureQueriesContext(connection) as captured:
+        items = client.get("/calendar/events.json", span).json()
+    bookings = [i for i in items if i["extendedProps"]["kind"] == "booking"]
+    assert [b["extendedProps"]["booking"] for b in bookings] == [mine.pk]  # not the vault's
+    assert bookings[0]["extendedProps"]["cancel"] == f"/calendar/bookings/{mine.pk}/cancel/"
+    assert bookings[0]["extendedProps"]["approve"] == ""  # walt does not own prod
+    freezes_shown = [i for i in items if i["extendedProps"]["kind"] == "freeze"]
+    assert len(freezes_shown) == 7  # one a day
+    assert all(f["display"] == "background" for f in freezes_shown)
+    for i in range(5):
+        booking_request(
+            actor=world["member"], environment=world["prod"], starts_at=at(10 + i), ends_at=at(10.5 + i), title=f"b{i}"
+        )
+    with CaptureQueriesContext(connection) as more:
+        assert len(client.get("/calendar/events.json", span).json()) == 13
+    assert len(more) == len(captured)
