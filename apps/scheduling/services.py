@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
@@ -29,6 +30,9 @@ from apps.notifications.services import notify
 
 from . import freezes
 from .models import ACTIVE_BOOKING_STATUSES, Booking, BookingStatus, FeedToken, FreezeWindow
+
+if TYPE_CHECKING:
+    from apps.deployments.models import Deployment
 
 # A booking may start this much in the past (a slot requested "now" reaches the server a moment later).
 PAST_TOLERANCE = timedelta(minutes=5)
@@ -179,7 +183,9 @@ def booking_request(
             )
             if approved:
                 audit_record(verb="booking.approved", target=booking, actor=actor, details={"automatic": True})
-            _announce(booking, "approved" if approved else "requested")
+            # A request waits for the owners: they are told; an approved booking only goes to subscribers.
+            owners = User.objects.filter(groups__team=environment.owner_team_id, is_active=True) if not approved else []
+            _announce(booking, "approved" if approved else "requested", recipients=owners)
     except IntegrityError as exc:
         if connection.vendor != "postgresql" or getattr(exc.__cause__, "sqlstate", "") != "23P01":
             raise
@@ -529,3 +535,32 @@ def feed_user(raw: str) -> User | None:
 
 def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def booking_deploy(*, actor: User | None, booking: Booking, release=None, **options) -> Deployment:
+    """A deployment of `release` (default: the booking's) scheduled for the booking's start (at once if the slot
+    has begun), linked to the booking. The usual checks of deployment_create apply; an approved booking is
+    what lets it start where the environment requires booking."""
+    from apps.deployments.services import deployment_create  # deployments are created by their own service
+
+    release = release or booking.release
+    if release is None:
+        raise ValidationFailed(fields={"release": ["Name the release to deploy in this slot."]})
+    if booking.status not in ACTIVE_BOOKING_STATUSES or booking.ends_at <= timezone.now():
+        raise InvalidTransition(f"{booking} is {booking.get_status_display().lower()}; book another slot.")
+    with transaction.atomic():
+        deployment = deployment_create(
+            actor=actor,
+            release=release,
+            environment=booking.environment,
+            scheduled_for=booking.starts_at,
+            **options,
+        )
+        Booking.objects.filter(pk=booking.pk).update(deployment=deployment, release=release)
+        audit_record(
+            verb="booking.deployment_scheduled",
+            target=booking,
+            actor=actor,
+            details={"deployment": deployment.pk, "release": release.pk, "starts_at": booking.starts_at},
+        )
+    return deployment

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from apps.approvals.models import ApprovalPolicy
 from apps.deployments.services import deployment_create
 from apps.environments.models import Environment
 from apps.releases.models import Release
+from apps.scheduling.models import FreezeWindow
+from apps.scheduling.services import booking_request
 from tests.deployments.conftest import wait_for
 
 
@@ -43,6 +47,9 @@ def test_the_demo_production_deploys_blue_green_and_points_its_live_link_at_the_
         call_command("seed_demo", stdout=StringIO())
         prod = Environment.objects.get(slug="prod")
         ApprovalPolicy.objects.filter(environment=prod).delete()  # no approvers in this test
+        FreezeWindow.objects.update(active=False)  # the demo's Friday evening freeze may be on now
+        now = timezone.now()
+        booking_request(actor=None, environment=prod, starts_at=now, ends_at=now + timedelta(hours=1), title="demo")
         release = Release.objects.get(application__slug="payments-api", version="1.4.2")
         deployment = deployment_create(
             actor=None,

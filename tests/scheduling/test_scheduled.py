@@ -84,3 +84,31 @@ def test_a_deployment_whose_slot_ended_before_it_started_is_cancelled_and_its_re
     told = Delivery.objects.get(event="booking.changed", payload__deployment=deployment.pk)
     assert told.recipient == booked["member"].email
     assert Booking.objects.get(pk=booked["booking"].pk).status == "completed"
+
+
+def test_a_deployment_made_from_a_booking_runs_in_its_slot(booked, celery_worker):
+    from tests.factories import bearer_client
+
+    client = bearer_client(booked["member"], scopes=("read", "calendar:write", "deployments:write"))
+    booking = booked["booking"]
+    url = f"/api/v1/bookings/{booking.pk}/deploy/"
+    assert client.post(url, {}, format="json").status_code == 400  # no release named, none booked
+    response = client.post(url, {"release": booked["release"].pk, "template": "noop"}, format="json")
+    assert response.status_code == 201, response.json()
+    deployment = Deployment.objects.get(pk=response.json()["id"])
+    booking.refresh_from_db()
+    assert (booking.deployment, booking.release) == (deployment, booked["release"])
+    assert wait_for(deployment).status == "succeeded"
+
+
+def test_owners_are_told_of_a_booking_that_waits_for_them(booked):
+    booking_request(
+        actor=booked["member"],
+        environment=booked["prod"],
+        starts_at=timezone.now() + timedelta(hours=2),
+        ends_at=timezone.now() + timedelta(hours=3),
+        title="payments 1.5.0",
+    )
+    told = Delivery.objects.filter(event="booking.changed", recipient=booked["owner"].email)
+    assert told.count() == 1
+    assert "requested" in told.get().payload["subject"]

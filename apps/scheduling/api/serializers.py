@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Team
+from apps.deployments.models import DeploymentTemplate, Strategy
 from apps.environments.models import Environment
 from apps.releases.models import Release
 
@@ -132,3 +133,12 @@ class FreezeCreateSerializer(serializers.Serializer):
             "all_environments": environments == "all",
             "environments": [] if environments == "all" else environments,
         }
+
+
+class BookingDeploySerializer(serializers.Serializer):
+    release = serializers.PrimaryKeyRelatedField(queryset=Release.objects.all(), required=False, allow_null=True)
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    strategy_options = serializers.DictField(required=False)
+    template = serializers.SlugRelatedField(
+        slug_field="slug", queryset=DeploymentTemplate.objects.all(), required=False, allow_null=True
+    )

@@ -5,6 +5,8 @@ from rest_framework.response import Response
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.viewsets import ServiceViewSet
+from apps.deployments.api.serializers import DeploymentDetailSerializer
+from apps.deployments.selectors import deployments_visible_to
 from apps.environments.selectors import environments_visible_to
 
 from .. import services
@@ -13,6 +15,7 @@ from ..models import Booking, FreezeWindow
 from ..selectors import bookings_visible_to, freezes_visible_to
 from .serializers import (
     BookingCreateSerializer,
+    BookingDeploySerializer,
     BookingSerializer,
     FreezeCreateSerializer,
     FreezeSerializer,
@@ -58,6 +61,17 @@ class BookingViewSet(ServiceViewSet):
         """Decline a requested booking; `reason` is required."""
         data = self.input_serializer(ReasonSerializer, data=request.data)
         return self._control(services.booking_decline, reason=data.validated_data["reason"])
+
+    @extend_schema(request=BookingDeploySerializer, responses={201: DeploymentDetailSerializer})
+    @action(detail=True, methods=["post"], url_path="deploy")
+    def deploy(self, request, pk=None):
+        """Schedule a deployment (of `release`, default the booking's) at the booking's start; `deploy` on the
+        environment. 201 with the deployment."""
+        data = self.input_serializer(BookingDeploySerializer, data=request.data)
+        booking = self.get_object()
+        deployment = services.booking_deploy(actor=request.user, booking=booking, **data.validated_data)
+        body = DeploymentDetailSerializer(deployments_visible_to(request.user).defer(None).get(pk=deployment.pk)).data
+        return Response(body, status=201)
 
     @extend_schema(request=ReasonSerializer, responses=BookingSerializer)
     @action(detail=True, methods=["post"])

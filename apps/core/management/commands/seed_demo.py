@@ -41,7 +41,7 @@ from apps.environments.services import (
 from apps.releases.models import Release
 from apps.releases.services import release_create
 from apps.scheduling.models import Booking
-from apps.scheduling.services import booking_request
+from apps.scheduling.services import booking_request, freeze_create
 
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo accounts)
 
@@ -394,6 +394,17 @@ class Command(BaseCommand):
             ("alice", "payments-api 1.4.2 to production", 5, 1),
             ("carol", "storefront-web 2.1.0 to staging", 2, 2),
         ]
+        friday = tomorrow + timedelta(days=(4 - tomorrow.weekday()) % 7)
+        freeze_create(
+            actor=None,
+            title="Friday evening freeze",
+            reason="Weekend traffic: no production changes after 18:00 on Fridays.",
+            environments=[environments["prod"]],
+            starts_at=friday.replace(hour=17),  # 18:00 in Berlin in winter
+            ends_at=friday.replace(hour=23),
+            rrule="FREQ=WEEKLY;BYDAY=FR",
+            timezone_name="Europe/Berlin",
+        )
         for username, title, offset, hours in slots:
             booking_request(
                 actor=User.objects.get(username=username),
