@@ -76,6 +76,8 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
         "form": form or _form(request),
         "environments": environments_visible_to(user),
         "selected": request.GET.get("environment", ""),
+        "selected_team": request.GET.get("team", ""),
+        "teams": Team.objects.filter(bookings__in=bookings_visible_to(user).values("pk")).distinct().order_by("name"),
         "highlight": request.GET.get("booking", ""),
         "days_shown": DAYS_SHOWN,
         "reason_form": ReasonForm(),

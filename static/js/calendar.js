@@ -9,6 +9,11 @@ document.addEventListener("DOMContentLoaded", () => {
   const tzField = document.querySelector("input[name=tz]");
   if (tzField) tzField.value = zone;
   const colorByTeam = document.getElementById("color-by-team");
+  // The agenda below the calendar is rendered in UTC; show it in the browser's time zone too.
+  for (const time of document.querySelectorAll("time[data-local-time]")) {
+    time.textContent = new Date(time.dateTime).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  for (const label of document.querySelectorAll("[data-zone]")) label.textContent = zone;
   const pad = (n) => String(n).padStart(2, "0");
   const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 
@@ -29,6 +34,7 @@ document.addEventListener("DOMContentLoaded", () => {
     events: (info, success, failure) => {
       const params = new URLSearchParams({ start: info.startStr, end: info.endStr });
       if (element.dataset.environment) params.set("environment", element.dataset.environment);
+      if (element.dataset.team) params.set("team", element.dataset.team);
       if (colorByTeam.checked) params.set("color", "team");
       fetch(`${element.dataset.events}?${params}`, { credentials: "same-origin" })
         .then((response) => (response.ok ? response.json() : Promise.reject(response.statusText)))
