@@ -13,6 +13,11 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const time of document.querySelectorAll("time[data-local-time]")) {
     time.textContent = new Date(time.dateTime).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
+  for (const time of document.querySelectorAll("time[data-local-datetime]")) {
+    time.textContent = new Date(time.dateTime).toLocaleString([], {
+      weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+    });
+  }
   for (const label of document.querySelectorAll("[data-zone]")) label.textContent = zone;
   const pad = (n) => String(n).padStart(2, "0");
   const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
