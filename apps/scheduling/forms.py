@@ -40,7 +40,3 @@ class BookingForm(BootstrapForm):
             if data.get(name):
                 data[name] = data[name].replace(tzinfo=zone).astimezone(UTC)
         return data
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=2000)

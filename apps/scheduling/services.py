@@ -81,15 +81,14 @@ def _check_slot(environment: Environment, starts_at: datetime, ends_at: datetime
         raise ValidationFailed(" ".join(m for messages in errors.values() for m in messages), fields=errors)
 
 
-def overlapping(environment_id: int, starts_at: datetime, ends_at: datetime, exclude: int | None = None):
+def overlapping(environment_id: int, starts_at: datetime, ends_at: datetime):
     """Active bookings of the environment that overlap [starts_at, ends_at) (half-open: touching is fine)."""
-    qs = Booking.objects.filter(
+    return Booking.objects.filter(
         environment_id=environment_id,
         status__in=ACTIVE_BOOKING_STATUSES,
         starts_at__lt=ends_at,
         ends_at__gt=starts_at,
     )
-    return qs.exclude(pk=exclude) if exclude else qs
 
 
 def _conflict(booking: Booking) -> Conflict:

@@ -24,7 +24,7 @@ from apps.environments.selectors import environments_visible_to
 
 from . import feeds, services
 from .filters import BookingFilterSet
-from .forms import BookingForm, ReasonForm
+from .forms import BookingForm
 from .freezes import occurrences
 from .models import ACTIVE_BOOKING_STATUSES, FeedToken
 from .selectors import bookings_visible_to, freezes_visible_to
@@ -80,7 +80,6 @@ def _page(request, form: BookingForm | None = None, status: int = 200):
         "teams": Team.objects.filter(bookings__in=bookings_visible_to(user).values("pk")).distinct().order_by("name"),
         "highlight": request.GET.get("booking", ""),
         "days_shown": DAYS_SHOWN,
-        "reason_form": ReasonForm(),
         "freezes": [window for window in windows if window.upcoming],
         "has_feed_token": FeedToken.objects.filter(user=user).exists(),
         "initial_date": _date_param(request),
@@ -218,7 +217,8 @@ def events(request):
     end = min(end if end.tzinfo else end.replace(tzinfo=UTC), start + MAX_RANGE)
     user = request.user
     query = request.GET.copy()
-    query.pop("start"), query.pop("end")
+    for key in ("start", "end"):  # the range is applied below, clipped
+        query.pop(key)
     bookings = BookingFilterSet(query, queryset=bookings_visible_to(user)).qs.filter(
         starts_at__lt=end, ends_at__gt=start, status__in=(*ACTIVE_BOOKING_STATUSES, "completed")
     )
