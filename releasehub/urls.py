@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.approvals.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.scheduling.api.urls")),
+    path("", include("apps.inventory.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,49 @@
+"""What runs where, through the API, after real deployments and a rollback."""
+
+from __future__ import annotations
+
+from apps.deployments.services import deployment_create, deployment_rollback
+from tests.factories import bearer_client, make_user
+
+from .conftest import wait_for
+
+
+def test_locations_and_inventory_follow_deployments_and_rollbacks(stage, celery_worker, django_assert_max_num_queries):
+    s = stage()
+    client = bearer_client(s.deployer, scopes=("read",))
+    first = wait_for(
+        deployment_create(actor=s.deployer, release=s.releases["1.0.0"], environment=s.environment, template=s.template)
+    )
+    assert first.status == "succeeded"
+    second = deployment_create(
+        actor=s.deployer,
+        release=s.releases["2.0.0"],
+        environment=s.environment,
+        template=s.template,
+        strategy="rolling",
+        strategy_options={"batch_size": 2},
+    )
+    assert wait_for(second).status == "succeeded"
+    old, new = (s.releases[v].release_artifacts.get().artifact for v in ("1.0.0", "2.0.0"))
+
+    client.get(f"/api/v1/artifacts/{old.pk}/locations/")  # the token's first use records itself once
+    with django_assert_max_num_queries(6):  # auth, the artifact's visibility, the rows with everything shown
+        rows = client.get(f"/api/v1/artifacts/{new.pk}/locations/").json()
+    assert [(r["environment"], r["target"], r["version"], r["deployment"]) for r in rows] == [
+        (s.environment.slug, f"web-{i}", "2.0.0", second.pk) for i in range(1, 5)
+    ]
+    assert client.get(f"/api/v1/artifacts/{old.pk}/locations/").json() == []
+    inventory = client.get(f"/api/v1/environments/{s.environment.slug}/inventory/").json()
+    assert {(r["application"], r["target"], r["version"], r["deployed_by"]) for r in inventory} == {
+        (s.application.slug, f"web-{i}", "2.0.0", s.deployer.username) for i in range(1, 5)
+    }
+
+    back = wait_for(deployment_rollback(actor=s.deployer, deployment=second))
+    assert back.status == "succeeded"
+    rows = client.get(f"/api/v1/artifacts/{old.pk}/locations/").json()
+    assert {(r["target"], r["deployment"]) for r in rows} == {(f"web-{i}", back.pk) for i in range(1, 5)}
+    assert client.get(f"/api/v1/artifacts/{new.pk}/locations/").json() == []
+
+    stranger = bearer_client(make_user("stranger"), scopes=("read",))
+    assert stranger.get(f"/api/v1/artifacts/{old.pk}/locations/").status_code == 404
+    assert stranger.get(f"/api/v1/environments/{s.environment.slug}/inventory/").status_code == 404
