@@ -503,6 +503,11 @@ def plan_digest(plan: dict) -> str:
     return hashlib.sha256(canonical_json(plan).encode()).hexdigest()
 
 
+def masked(value: str) -> str:
+    """A plan value for people: secret references shown as a mask."""
+    return SECRET_REFERENCE.sub("••••••••", value) if isinstance(value, str) else value
+
+
 def _display(params: Any) -> str:
     text = json.dumps(params, indent=2, sort_keys=True, ensure_ascii=False)
     return SECRET_REFERENCE.sub(lambda match: f"•••••••• (secret {match.group(1)})", text)

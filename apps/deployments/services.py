@@ -23,6 +23,7 @@ from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
 from apps.inventory.models import Installation
+from apps.inventory.selectors import current_installations
 from apps.notifications.services import notify
 from apps.releases import lifecycle
 from apps.releases.models import Release
@@ -289,6 +290,66 @@ def deployment_preview(
         template=template,
     )
     return plan, plans.plan_digest(plan)
+
+
+def promotion_preview(
+    *,
+    actor: User | None,
+    release: Release,
+    environment: Environment,
+    strategy: str | None = None,
+    strategy_options: dict | None = None,
+    template: DeploymentTemplate | None = None,
+) -> dict[str, Any]:
+    """What deploying the release to the environment would do now, without doing it: the plan's digest,
+    template version and strategy, per target the version there now and the one it would get with the
+    variables the plan uses (secrets masked), and what would hold it: approvals, lifecycle obstacles, a
+    freeze, a required booking. Raises what deployment_preview raises."""
+    from apps.scheduling import freezes  # the calendar builds on deployments
+
+    plan, digest = deployment_preview(
+        actor=actor,
+        release=release,
+        environment=environment,
+        strategy=strategy,
+        strategy_options=strategy_options,
+        template=template,
+    )
+    artifacts = plan["release"]["artifacts"]
+    new = artifacts[0]["version"] if artifacts else release.version
+    now = {
+        i.target_id: i.artifact.version
+        for i in current_installations(environment_id=environment.pk, application_id=release.application_id)
+    }
+    targets = [
+        {
+            "target": name,
+            "current": now.get(info["id"]),
+            "new": new,
+            "changed": now.get(info["id"]) != new,
+            "variables": {key: plans.masked(value) for key, value in sorted(info["variables"].items())},
+        }
+        for name, info in sorted(plan["targets"].items())
+    ]
+    policy = ApprovalPolicy.objects.filter(environment=environment).prefetch_related("eligible_teams").first()
+    frozen = freezes.frozen_at(environment.pk, timezone.now())
+    return {
+        "environment": environment.slug,
+        "plan_digest": digest,
+        "template": plan["template"],
+        "strategy": plan["strategy"],
+        "phases": [{"name": p["name"], "targets": p["targets"]} for p in plan["phases"]],
+        "targets": targets,
+        "approvals": {
+            "required_approvals": policy.required_approvals,
+            "eligible_teams": sorted(team.slug for team in policy.eligible_teams.all()),
+        }
+        if policy
+        else None,
+        "obstacles": lifecycle.obstacles(release, environment),
+        "freeze": freezes.describe(*frozen) if frozen else None,
+        "requires_booking": environment.requires_booking,
+    }
 
 
 def deployment_create(

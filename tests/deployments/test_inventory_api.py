@@ -47,3 +47,37 @@ def test_locations_and_inventory_follow_deployments_and_rollbacks(stage, celery_
     stranger = bearer_client(make_user("stranger"), scopes=("read",))
     assert stranger.get(f"/api/v1/artifacts/{old.pk}/locations/").status_code == 404
     assert stranger.get(f"/api/v1/environments/{s.environment.slug}/inventory/").status_code == 404
+
+
+def test_the_promotion_preview_matches_the_plan_the_deployment_then_runs(stage, celery_worker):
+    from apps.environments.services import variable_create
+
+    s = stage(targets=2)
+    variable_create(actor=None, environment=s.environment, name="TOKEN", value="s3cr3t-value", secret=True)
+    first = deployment_create(
+        actor=s.deployer, release=s.releases["1.0.0"], environment=s.environment, template=s.template
+    )
+    assert wait_for(first).status == "succeeded"
+    client = bearer_client(s.deployer, scopes=("read",))
+    url = f"/api/v1/releases/{s.releases['2.0.0'].pk}/preview/"
+    assert client.get(url).status_code == 400
+    response = client.get(url, {"environment": s.environment.slug, "template": s.template.slug, "strategy": "rolling"})
+    assert response.status_code == 200, response.json()
+    preview = response.json()
+    assert [(t["target"], t["current"], t["new"], t["changed"]) for t in preview["targets"]] == [
+        ("web-1", "1.0.0", "2.0.0", True),
+        ("web-2", "1.0.0", "2.0.0", True),
+    ]
+    assert preview["targets"][0]["variables"]["TOKEN"] == "••••••••"
+    assert "s3cr3t" not in response.content.decode()
+    assert (preview["strategy"]["name"], preview["template"]["slug"]) == ("rolling", s.template.slug)
+    assert (preview["approvals"], preview["obstacles"], preview["freeze"]) == (None, [], None)
+    deployment = deployment_create(
+        actor=s.deployer,
+        release=s.releases["2.0.0"],
+        environment=s.environment,
+        template=s.template,
+        strategy="rolling",
+    )
+    assert deployment.plan_digest == preview["plan_digest"]  # what was previewed is what runs
+    assert wait_for(deployment).status == "succeeded"

@@ -193,3 +193,18 @@ class StrategySerializer(serializers.Serializer):
 
 class JustificationSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
+
+
+class PreviewSerializer(serializers.Serializer):
+    """GET /api/v1/releases/{id}/preview/ (documentation only: the service builds the answer)."""
+
+    environment = serializers.CharField()
+    plan_digest = serializers.CharField()
+    template = serializers.JSONField()
+    strategy = serializers.JSONField()
+    phases = serializers.JSONField()
+    targets = serializers.JSONField(help_text="[{target, current, new, changed, variables}] (secrets masked)")
+    approvals = serializers.JSONField(allow_null=True)
+    obstacles = serializers.ListField(child=serializers.CharField())
+    freeze = serializers.CharField(allow_null=True)
+    requires_booking = serializers.BooleanField()

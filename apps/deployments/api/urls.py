@@ -5,6 +5,7 @@ from .views import (
     DeploymentTemplateViewSet,
     DeploymentViewSet,
     ReleaseDeployView,
+    ReleasePreviewView,
     ReleasePromoteView,
     ReleaseUnblockView,
     StrategyListView,
@@ -16,6 +17,7 @@ router.register("deployment-templates", DeploymentTemplateViewSet, basename="dep
 urlpatterns = [
     path("releases/<int:pk>/deploy/", ReleaseDeployView.as_view(), name="release-deploy"),
     path("releases/<int:pk>/promote/", ReleasePromoteView.as_view(), name="release-promote"),
+    path("releases/<int:pk>/preview/", ReleasePreviewView.as_view(), name="release-preview"),
     path("releases/<int:pk>/unblock/", ReleaseUnblockView.as_view(), name="release-unblock"),
     path("deployment-strategies/", StrategyListView.as_view(), name="deployment-strategies"),
     *router.urls,

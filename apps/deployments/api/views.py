@@ -1,5 +1,5 @@
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from .serializers import (
     DeploymentTemplateWriteSerializer,
     DeployRequestSerializer,
     JustificationSerializer,
+    PreviewSerializer,
     PromoteSerializer,
     StepLogSerializer,
     StrategySerializer,
@@ -186,6 +187,39 @@ class ReleaseDeployView(views.APIView):
         deployment = services.deployment_create(actor=request.user, release=release, environment=environment, **values)
         deployment = deployments_visible_to(request.user).defer(None).get(pk=deployment.pk)
         return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class ReleasePreviewView(views.APIView):
+    """GET /api/v1/releases/{id}/preview/?environment=<slug>[&strategy=&template=]: what deploying the release
+    there would change and what would hold it, before anyone presses Deploy. Nothing is created."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("environment", str, required=True),
+            OpenApiParameter("strategy", str),
+            OpenApiParameter("template", str),
+        ],
+        responses=PreviewSerializer,
+    )
+    def get(self, request, pk):
+        release = release_for(request.user, pk)
+        slug = request.query_params.get("environment")
+        if not slug:
+            raise ValidationFailed(fields={"environment": ["Name the environment: ?environment=<slug>."]})
+        environment = _environment(request.user, slug)
+        template = None
+        if request.query_params.get("template"):
+            template = DeploymentTemplate.objects.filter(slug=request.query_params["template"]).first()
+            if template is None:
+                raise ValidationFailed(fields={"template": ["No such template."]})
+        preview = services.promotion_preview(
+            actor=request.user,
+            release=release,
+            environment=environment,
+            strategy=request.query_params.get("strategy") or None,
+            template=template,
+        )
+        return Response(preview)
 
 
 class ReleasePromoteView(views.APIView):
