@@ -1,5 +1,7 @@
 import django_filters
 
+from apps.core.filters import IsoDateTimeFilter
+
 from .models import Booking, BookingStatus
 
 
@@ -9,8 +11,8 @@ class BookingFilterSet(django_filters.FilterSet):
     environment = django_filters.CharFilter(field_name="environment__slug")
     team = django_filters.CharFilter(field_name="team__slug")
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
-    start = django_filters.IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt", label="Overlapping from")
-    end = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt", label="Overlapping until")
+    start = IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt", label="Overlapping from")
+    end = IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt", label="Overlapping until")
 
     class Meta:
         model = Booking

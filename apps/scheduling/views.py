@@ -204,17 +204,19 @@ PALETTE = ["#4f46e5", "#0891b2", "#16a34a", "#ca8a04", "#db2777", "#7c3aed", "#e
 MAX_RANGE = timedelta(days=62)  # a month view with its overflow weeks
 
 
+def _utc(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 @login_required
 def events(request):
     """Bookings and freeze occurrences overlapping [start, end) as FullCalendar event objects (`color=team` colours
     by team, else by environment): what the month, week and day views draw. A constant number of queries."""
     try:
-        start = datetime.fromisoformat(request.GET["start"])
-        end = datetime.fromisoformat(request.GET["end"])
-    except (KeyError, ValueError):
+        start, end = (_utc(datetime.fromisoformat(request.GET[key])) for key in ("start", "end"))
+        end = min(end, start + MAX_RANGE)
+    except (KeyError, ValueError, OverflowError):  # missing, malformed, or beyond what dates can hold
         return JsonResponse({"error": "invalid", "detail": "Give start and end as ISO times."}, status=400)
-    start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    end = min(end if end.tzinfo else end.replace(tzinfo=UTC), start + MAX_RANGE)
     user = request.user
     query = request.GET.copy()
     for key in ("start", "end"):  # the range is applied below, clipped

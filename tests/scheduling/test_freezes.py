@@ -264,6 +264,10 @@ def test_the_calendar_component_gets_bookings_and_freezes_of_the_visible_range(w
     client = Client()
     client.force_login(world["member"])
     assert client.get("/calendar/events.json").status_code == 400
+    overflow = {"start": "9999-12-31T23:00:00-06:56", "end": "9999-12-31T23:59:00-06:56"}
+    assert client.get("/calendar/events.json", overflow).status_code == 400
+    api = bearer_client(world["member"], scopes=("read",))
+    assert api.get("/api/v1/bookings/", {"end": overflow["end"]}).status_code == 400
     span = {"start": at(0).isoformat(), "end": at(24 * 7).isoformat()}
     with CaptureQueriesContext(connection) as captured:
         items = client.get("/calendar/events.json", span).json()
