@@ -481,6 +481,12 @@ def phase_steps(plan: dict, phase: int) -> list[int]:
     return plan["phases"][phase].get("steps", list(range(len(plan["steps"]))))
 
 
+def current_step(deployment) -> dict:
+    """The plan step at the deployment's cursor ({} past the end)."""
+    steps = deployment.plan["steps"]
+    return steps[deployment.step] if deployment.step < len(steps) else {}
+
+
 def first_cursor(plan: dict) -> tuple[int, int]:
     """Where a deployment of this plan starts: (phase, step)."""
     for phase in range(len(plan["phases"])):

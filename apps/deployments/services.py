@@ -648,7 +648,7 @@ def deployment_promote(*, actor: User | None, deployment: Deployment, comment: s
     _ensure_deploy(actor, deployment)
     with transaction.atomic():
         deployment = _locked(deployment)
-        step = deployment.plan["steps"][deployment.step] if deployment.step < len(deployment.plan["steps"]) else {}
+        step = plans.current_step(deployment)
         if deployment.mode != "deploy" or step.get("kind") not in PROMOTABLE:
             raise InvalidTransition(f"{deployment} is not at an analysis gate, a judgment or a wait.")
         if deployment.status == S.PAUSED:

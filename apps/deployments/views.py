@@ -45,7 +45,7 @@ from .engine.strategies import describe
 from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
 from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
-from .plans import SECRET_REFERENCE
+from .plans import SECRET_REFERENCE, current_step
 from .selectors import (
     deployment_for,
     deployment_history,
@@ -176,7 +176,7 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
         earlier = previous_success(deployment)
         rollback_to = earlier.release if earlier else None
     forwards = may_deploy and status in (S.RUNNING, S.PAUSED) and deployment.mode == "deploy"
-    step = deployment.plan["steps"][deployment.step] if deployment.step < len(deployment.plan["steps"]) else {}
+    step = current_step(deployment)
     controls = {
         "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
         "resume": may_deploy and status == S.PAUSED,

@@ -379,7 +379,7 @@ def environment_lock(*, actor: User | None, environment: Environment, reason: st
     if actor is not None:
         ensure_can(actor, "manage", environment)
     with transaction.atomic():
-        if FreezeWindow.objects.filter(environments=environment, ends_at__isnull=True, active=True).exists():
+        if _locks(environment).exists():
             raise InvalidTransition(f"{environment.name} is locked already.")
         who = actor.display_name if actor else "the system"
         window = FreezeWindow.objects.create(
@@ -401,11 +401,7 @@ def environment_unlock(*, actor: User | None, environment: Environment) -> Freez
     if actor is not None:
         ensure_can(actor, "manage", environment)
     with transaction.atomic():
-        window = (
-            FreezeWindow.objects.select_for_update()
-            .filter(environments=environment, ends_at__isnull=True, active=True)
-            .first()
-        )
+        window = _locks(environment).select_for_update().first()
         if window is None:
             raise InvalidTransition(f"{environment.name} is not locked.")
         window.active, window.ends_at = False, timezone.now()
@@ -417,7 +413,12 @@ def environment_unlock(*, actor: User | None, environment: Environment) -> Freez
 
 def lock_of(environment: Environment) -> FreezeWindow | None:
     """The environment's lock, if it is locked."""
-    return FreezeWindow.objects.filter(environments=environment, ends_at__isnull=True, active=True).first()
+    return _locks(environment).first()
+
+
+def _locks(environment: Environment):
+    """The environment's active lock (a window without an end), as a queryset."""
+    return FreezeWindow.objects.filter(environments=environment, ends_at__isnull=True, active=True)
 
 
 # --- What keeps a deployment from starting ------------------------------------------------------------
