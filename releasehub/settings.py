@@ -302,6 +302,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60,
         "options": {"headers": {"releasehub_channel": "scheduler"}},
     },
+    "inventory-check-drift": {
+        "task": "inventory.check_drift",
+        "schedule": env.float("DRIFT_CHECK_INTERVAL", default=300),
+        "options": {"headers": {"releasehub_channel": "scheduler"}},
+    },
     "purge-idempotency-keys": {
         "task": "core.purge_idempotency_keys",
         "schedule": 3600,
@@ -338,7 +343,10 @@ API_TOKEN_SCOPES = {
     "deployments:write": "Request, approve and control deployments",
     "config:write": "Change environments, targets, variables, applications and lifecycles",
     "calendar:write": "Book deployment slots and decide on bookings",
+    "inventory:write": "Report what targets run and check them for drift",
 }
+# Seconds a drift check waits for one target's health check URL.
+DRIFT_CHECK_TIMEOUT = env.float("DRIFT_CHECK_TIMEOUT", default=5)
 API_TOKEN_DEFAULT_LIFETIME_DAYS = env.int("API_TOKEN_DEFAULT_LIFETIME_DAYS", default=90)
 # Seconds an Idempotency-Key and its response are kept for replay.
 IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)

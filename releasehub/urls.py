@@ -7,6 +7,7 @@ from apps.core import views as core_views
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.inventory.api.urls")),  # before environments: environments/compare/
     path("", include("apps.environments.api.urls")),
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.releases.api.urls")),
@@ -14,7 +15,6 @@ api_v1 = [
     path("", include("apps.approvals.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.scheduling.api.urls")),
-    path("", include("apps.inventory.api.urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("audit/", include("apps.audit.urls")),
+    path("", include("apps.inventory.urls")),
     path("environments/", include("apps.environments.urls")),
     path("applications/", include("apps.catalog.urls")),
     path("releases/", include("apps.releases.urls")),

@@ -116,7 +116,9 @@ class Artifact(models.Model):
         indexes = [
             models.Index(fields=["application", "-version_key"], name="artifact_latest"),
             models.Index(fields=["application", "branch", "-version_key"], name="artifact_branch_latest"),
-            models.Index(fields=["digest"], name="artifact_digest"),
+            models.Index(fields=["digest"], name="artifact_digest", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["version"], name="artifact_version"),
+            models.Index(fields=["commit"], name="artifact_commit", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["registered_at"], name="artifact_registered"),
         ]
 

@@ -88,6 +88,10 @@ def application_detail(request, slug: str):
         branches=branches_of(application),
         branch=request.GET.get("branch", ""),
     )
+    if not getattr(request, "htmx", False):  # the artifact filter swaps the list only
+        from apps.inventory.selectors import where_deployed  # the inventory builds on the catalog
+
+        context["where_deployed"] = where_deployed(request.user, application)
     return page_or_fragment(request, "catalog/application_detail.html", "catalog/_artifact_results.html", context)
 
 

@@ -1,18 +1,29 @@
 import logging
 import os
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
+from apps.accounts.models import Team
 from apps.approvals.selectors import waiting_for
 from apps.approvals.views import mark_overdue
-from apps.audit.selectors import audit_events_visible_to
+from apps.deployments.models import ACTIVE_STATUSES, DeploymentStatus
+from apps.deployments.selectors import deployments_visible_to
+from apps.environments.models import Lifecycle
+from apps.inventory.selectors import dashboard_applications, dashboard_environments, dashboard_matrix
+from apps.scheduling.freezes import covering
+from apps.scheduling.models import ACTIVE_BOOKING_STATUSES
+from apps.scheduling.selectors import bookings_visible_to, freezes_visible_to
+
+from .ui import page_or_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +66,59 @@ def readyz(request):
 
 
 DASHBOARD_WAITING = 5
+DASHBOARD_ROWS = 100  # applications per page of the matrix
+DASHBOARD_PANEL = 6
+UPCOMING = timedelta(days=14)
+
+
+def _upcoming_freezes(user, now) -> list[tuple]:
+    """(window, start, end) of the freeze occurrences in force or starting in the next two weeks."""
+    windows = freezes_visible_to(user)[:50]
+    return sorted(covering(windows, now, now + UPCOMING), key=lambda item: item[1])[:DASHBOARD_PANEL]
 
 
 @login_required
 def dashboard(request):
-    """The user's recent activity, and the (first five) deployments waiting for their approval."""
-    recent = audit_events_visible_to(request.user).filter(actor=request.user).order_by("-id")[:8]
+    """The matrix of applications by environments (what runs where, coloured by the latest deployment and drift),
+    filtered by team and lifecycle; beside it what waits for the user, what runs, and the next bookings and
+    freezes. The matrix is a fixed number of queries whatever its size (inventory.selectors.dashboard_matrix)."""
+    team = Team.objects.filter(slug=request.GET.get("team", "")).first()
+    lifecycle = Lifecycle.objects.filter(slug=request.GET.get("lifecycle", "")).first()
+    environments = list(dashboard_environments(request.user, lifecycle=lifecycle))
+    page = Paginator(dashboard_applications(request.user, team=team, lifecycle=lifecycle), DASHBOARD_ROWS).get_page(
+        request.GET.get("page")
+    )
+    applications = list(page.object_list)
+    cells = dashboard_matrix(applications, environments)
+    matrix = [(application, [cells.get((application.pk, e.pk)) for e in environments]) for application in applications]
     waiting = waiting_for(request.user)
     waiting_rows = mark_overdue(list(waiting[:DASHBOARD_WAITING]))
     waiting_count = len(waiting_rows) if len(waiting_rows) < DASHBOARD_WAITING else waiting.count()
-    context = {"recent_events": recent, "waiting": waiting_rows, "waiting_count": waiting_count}
-    return render(request, "core/dashboard.html", context)
+    now = timezone.now()
+    context = {
+        "environments": environments,
+        "matrix": matrix,
+        "page": page,
+        "team": team,
+        "lifecycle": lifecycle,
+        "teams": Team.objects.order_by("name"),
+        "lifecycles": Lifecycle.objects.order_by("name"),
+        "waiting": waiting_rows,
+        "waiting_count": waiting_count,
+        "running": list(
+            deployments_visible_to(request.user).filter(status__in=(*ACTIVE_STATUSES, DeploymentStatus.QUEUED))[
+                :DASHBOARD_PANEL
+            ]
+        ),
+        "bookings": list(
+            bookings_visible_to(request.user).filter(ends_at__gt=now, status__in=ACTIVE_BOOKING_STATUSES)[
+                :DASHBOARD_PANEL
+            ]
+        ),
+        "freezes": _upcoming_freezes(request.user, now),
+        "now": now,
+    }
+    return page_or_fragment(request, "core/dashboard.html", "core/_matrix.html", context)
 
 
 def _api_error(code: str, detail: str, status: int):

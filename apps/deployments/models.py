@@ -137,6 +137,7 @@ class Deployment(TimestampedModel):
             models.Index(fields=["status", "-created_at"], name="deployment_status_latest"),
             models.Index(fields=["release", "-created_at"], name="deployment_release_latest"),
             models.Index(fields=["environment", "application", "status", "-finished_at"], name="deployment_app_env"),
+            models.Index(fields=["application", "environment", "-id"], name="deployment_cell_latest"),
             models.Index(fields=["status", "next_run_at"], name="deployment_due"),
             models.Index(fields=["status", "lease_expires_at"], name="deployment_lease"),
             models.Index(fields=["environment", "status", "queued_at"], name="deployment_queue"),

@@ -305,8 +305,6 @@ def promotion_preview(
     template version and strategy, per target the version there now and the one it would get with the
     variables the plan uses (secrets masked), and what would hold it: approvals, lifecycle obstacles, a
     freeze, a required booking. Raises what deployment_preview raises."""
-    from apps.scheduling import freezes  # the calendar builds on deployments
-
     plan, digest = deployment_preview(
         actor=actor,
         release=release,
@@ -315,6 +313,13 @@ def promotion_preview(
         strategy_options=strategy_options,
         template=template,
     )
+    return promotion_effects(plan, digest, release=release, environment=environment)
+
+
+def promotion_effects(plan: dict, digest: str, *, release: Release, environment: Environment) -> dict[str, Any]:
+    """promotion_preview's answer for a plan made already (the release page shows it beside the plan)."""
+    from apps.scheduling import freezes  # the calendar builds on deployments
+
     artifacts = plan["release"]["artifacts"]
     new = artifacts[0]["version"] if artifacts else release.version
     now = {

@@ -1,13 +1,28 @@
-"""Installation records, written by the deployment engine as targets change."""
+"""Installation records, written by the deployment engine as targets change, and drift: what targets report
+they run, compared with those records."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+import requests
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from apps.catalog.models import Artifact
+from apps.accounts.models import User
+from apps.audit.services import audit_record
+from apps.catalog.models import Application, Artifact
+from apps.core.errors import ValidationFailed
+from apps.core.permissions import ensure_can
+from apps.environments.models import Environment, Target
+from apps.notifications.services import notify
 
-from .models import Installation
+from .models import Installation, Observation, Source
+
+logger = logging.getLogger(__name__)
 
 
 def _close_current(target_id: int, application_id: int, now) -> Installation | None:
@@ -32,7 +47,7 @@ def record_installation(*, deployment, target_id: int, artifact_id: int) -> Inst
         if current is not None and current.artifact_id == artifact_id and current.deployment_id == deployment.pk:
             return current
         replaced = _close_current(target_id, application_id, now)
-        return Installation.objects.create(
+        installation = Installation.objects.create(
             environment_id=deployment.environment_id,
             target_id=target_id,
             application_id=application_id,
@@ -41,6 +56,8 @@ def record_installation(*, deployment, target_id: int, artifact_id: int) -> Inst
             replaced=replaced,
             since=now,
         )
+        _settle_observation(target_id, application_id)
+        return installation
 
 
 def record_rollback(*, deployment, target_id: int) -> Installation | None:
@@ -62,14 +79,234 @@ def record_rollback(*, deployment, target_id: int) -> Installation | None:
         if current.pk != mine.pk:
             return current  # restored already
         _close_current(target_id, application_id, now)
-        if mine.replaced is None:
-            return None
-        return Installation.objects.create(
-            environment_id=deployment.environment_id,
-            target_id=target_id,
-            application_id=application_id,
-            artifact_id=mine.replaced.artifact_id,
-            deployment=deployment,
-            replaced=mine,
-            since=now,
+        restored = None
+        if mine.replaced is not None:
+            restored = Installation.objects.create(
+                environment_id=deployment.environment_id,
+                target_id=target_id,
+                application_id=application_id,
+                artifact_id=mine.replaced.artifact_id,
+                deployment=deployment,
+                replaced=mine,
+                since=now,
+            )
+        _settle_observation(target_id, application_id)
+        return restored
+
+
+# --- Drift -----------------------------------------------------------------------------------------------
+
+
+def _matches(observation: Observation, artifact: Artifact) -> bool:
+    """The target runs `artifact` by what it said: the digest decides when it sent one, else the version."""
+    if observation.digest:
+        return observation.digest == artifact.digest
+    return observation.version == artifact.version
+
+
+def _compare(observation: Observation) -> None:
+    """Compare the observation with the target's installation record and save it when anything changed; a
+    change of the verdict is audited, and a new drift is announced to the environment's subscribers.
+
+    A reading older than the installation (taken before the last deployment) proves nothing: it is not
+    drift, the next reading decides."""
+    installation = (
+        Installation.objects.filter(
+            target_id=observation.target_id, application_id=observation.application_id, current=True
         )
+        .select_related("artifact")
+        .first()
+    )
+    expected = installation.artifact if installation else None
+    stale = installation is not None and observation.observed_at < installation.since
+    drifted = not stale and (expected is None or not _matches(observation, expected))
+    was = observation.drifted
+    changed = observation.pk is None or drifted != was or observation.expected_id != (expected and expected.pk)
+    observation.expected, observation.drifted = expected, drifted
+    if drifted and not was:
+        observation.drifted_since = observation.observed_at
+    elif not drifted:
+        observation.drifted_since = None
+    if changed:
+        observation.save()
+    if drifted == was:
+        return
+    target, environment = observation.target, observation.environment
+    recorded = expected.version if expected else "nothing"
+    summary = (
+        f"{target.name} in {environment.name} runs {observation.application.slug} {observation.observed}; "
+        f"recorded: {recorded}"
+        if drifted
+        else f"{target.name} in {environment.name} runs {observation.application.slug} as recorded again"
+    )
+    details = {
+        "environment": environment.slug,
+        "target": target.name,
+        "application": observation.application.slug,
+        "reported": {"version": observation.version, "digest": observation.digest, "source": observation.source},
+        "recorded": {"version": expected.version, "digest": expected.digest} if expected else None,
+    }
+    audit_record(verb="drift.detected" if drifted else "drift.cleared", target=target, summary=summary, details=details)
+    if drifted:
+        notify(
+            "drift.detected",
+            environment=environment,
+            subject=f"Drift in {environment.name}: {target.name}",
+            body=summary + ". Someone or something changed the target outside ReleaseHub.",
+            url=reverse("inventory:environment", args=[environment.slug]),
+            data=details,
+        )
+
+
+def _settle_observation(target_id: int, application_id: int) -> None:
+    """A deployment changed what the target should run: compare its last reading again."""
+    observation = (
+        Observation.objects.select_for_update()
+        .filter(target_id=target_id, application_id=application_id)
+        .select_related("target", "environment", "application", "expected")
+        .first()
+    )
+    if observation is not None:
+        _compare(observation)
+
+
+def _observe(
+    *, target: Target, application: Application, version: str, digest: str, source: str, actor: User | None
+) -> tuple[Observation, bool]:
+    """Record a reading of the target, compare it, and say whether it differs from the previous reading."""
+    now = timezone.now()
+    reading = {"version": version, "digest": digest, "source": source, "reported_by": actor}
+    observation, created = Observation.objects.select_for_update().get_or_create(
+        target=target,
+        application=application,
+        defaults={"environment": target.environment, "observed_at": now, **reading},
+    )
+    observation.target, observation.environment, observation.application = target, target.environment, application
+    news = created or any(getattr(observation, key) != value for key, value in reading.items())
+    for key, value in reading.items():
+        setattr(observation, key, value)
+    observation.observed_at = now
+    if news:
+        observation.save()
+    else:  # the same reading again: no history row for it
+        Observation.objects.filter(pk=observation.pk).update(observed_at=now)
+    _compare(observation)
+    return observation, news
+
+
+def target_report(
+    *,
+    actor: User,
+    environment: Environment,
+    target: Target,
+    application: Application,
+    version: str = "",
+    digest: str = "",
+) -> Observation:
+    """The target says it runs `version` (or the build with `digest`) of the application: record the reading
+    and flag the target when it differs from the installation record. Needs `deploy` on the environment."""
+    ensure_can(actor, "deploy", environment)
+    if not version and not digest:
+        raise ValidationFailed(fields={"version": ["Give the version or the digest the target runs."]})
+    with transaction.atomic():
+        observation, news = _observe(
+            target=target, application=application, version=version, digest=digest, source=Source.REPORT, actor=actor
+        )
+        if news:
+            audit_record(
+                verb="target.reported",
+                target=target,
+                summary=f"{target.name} in {environment.name} runs {application.slug} {observation.observed}",
+                details={"application": application.slug, "version": version, "digest": digest},
+            )
+    return observation
+
+
+@dataclass
+class Reading:
+    """One target's health check read for drift: what it said (or why nothing could be read)."""
+
+    target: Target
+    observation: Observation | None = None
+    problem: str = ""
+
+
+def _read_health(target: Target, installed: dict[int, list[Application]]) -> tuple[Application, str, str] | str:
+    """(application, version, digest) from the target's health check URL, or why there is none. The URL answers
+    JSON with `version` and/or `digest` (and `application` when the target runs several), or the bare version
+    as text."""
+    try:
+        response = requests.get(
+            target.health_check_url, timeout=settings.DRIFT_CHECK_TIMEOUT, headers={"Accept": "application/json"}
+        )
+    except requests.RequestException as exc:
+        return f"unreachable: {exc.__class__.__name__}"
+    if response.status_code >= 400:
+        return f"answered {response.status_code}"
+    text = response.text[:4096].strip()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):  # the bare version as text
+        body = {"version": text} if text and len(text) <= 128 and not any(c.isspace() for c in text) else {}
+    if not (body.get("version") or body.get("digest")):
+        return "no version in the answer"
+    applications = installed.get(target.pk, [])
+    named = str(body.get("application") or "")
+    if named:
+        matches = [a for a in applications if a.slug == named] or list(Application.objects.filter(slug=named))
+        if not matches:
+            return f"unknown application {named!r}"
+        application = matches[0]
+    elif len(applications) == 1:
+        application = applications[0]
+    else:
+        return "the answer does not name the application" if applications else "nothing recorded to compare with"
+    return application, str(body.get("version") or "")[:128], str(body.get("digest") or "")[:71]
+
+
+def drift_check(*, actor: User | None, environment: Environment) -> list[Reading]:
+    """Read the version every target of the environment with a health check URL serves, compare each reading
+    (and each reported one) with the installation records, and return what was read. People need `deploy`
+    on the environment; the periodic task runs as the system."""
+    if actor is not None:
+        ensure_can(actor, "deploy", environment)
+    installed: dict[int, list[Application]] = {}
+    for installation in Installation.objects.filter(environment=environment, current=True).select_related(
+        "application"
+    ):
+        installed.setdefault(installation.target_id, []).append(installation.application)
+    readings = []
+    for target in environment.targets.exclude(health_check_url="").order_by("name"):
+        answer = _read_health(target, installed)  # outside any transaction: the URL may be slow
+        if isinstance(answer, str):
+            readings.append(Reading(target, problem=answer))
+            continue
+        application, version, digest = answer
+        with transaction.atomic():
+            observation, _ = _observe(
+                target=target,
+                application=application,
+                version=version,
+                digest=digest,
+                source=Source.HEALTH_CHECK,
+                actor=actor,
+            )
+        readings.append(Reading(target, observation))
+    with transaction.atomic():  # reported readings: the record may have changed since
+        for observation in (
+            Observation.objects.select_for_update()
+            .filter(environment=environment, source=Source.REPORT)
+            .select_related("target", "environment", "application", "expected")
+        ):
+            _compare(observation)
+        if actor is not None:
+            drifted = sum(1 for r in readings if r.observation and r.observation.drifted)
+            audit_record(
+                verb="drift.checked",
+                target=environment,
+                summary=f"Drift check of {environment.name}: {len(readings)} target(s) read, {drifted} drifted",
+                details={"read": len(readings), "drifted": drifted},
+            )
+    return readings

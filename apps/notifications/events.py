@@ -11,6 +11,7 @@ EVENTS: dict[str, str] = {
     "deployment.succeeded_production": "A deployment to production succeeded",
     "booking.changed": "A booking was requested, approved or cancelled",
     "freeze.changed": "A freeze window or lock was set or lifted",
+    "drift.detected": "A target runs something other than what was deployed",
 }
 
 EVENT_CHOICES = list(EVENTS.items())

@@ -24,7 +24,7 @@ from apps.deployments.engine.strategies import describe
 from apps.deployments.models import Deployment
 from apps.deployments.plans import phase_rows, plan_rows
 from apps.deployments.selectors import deployments_visible_to
-from apps.deployments.services import deployment_create, deployment_preview
+from apps.deployments.services import deployment_create, deployment_preview, promotion_effects
 from apps.environments.selectors import environments_visible_to
 
 from . import lifecycle, services
@@ -182,6 +182,7 @@ def release_plan_preview(request, pk: int):
             context.update(
                 plan=plan,
                 digest=digest,
+                effects=promotion_effects(plan, digest, release=release, environment=form.cleaned_data["environment"]),
                 rows=plan_rows(plan),
                 phases=phase_rows(plan),
                 strategy_summary=describe(plan["strategy"]),

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import Installation
+from ..models import Installation, Observation
 
 
 class InstallationSerializer(serializers.ModelSerializer):
@@ -31,3 +31,80 @@ class InstallationSerializer(serializers.ModelSerializer):
     def get_deployed_by(self, installation) -> str | None:
         user = installation.deployment.created_by
         return user.username if user else None
+
+
+class TargetReportSerializer(serializers.Serializer):
+    """What a target runs: the application and its version, or the digest of the build (or both)."""
+
+    application = serializers.SlugField(max_length=50)
+    version = serializers.CharField(max_length=128, required=False, default="")
+    digest = serializers.RegexField(r"^sha256:[0-9a-f]{64}$", required=False, default="")
+
+    def validate_application(self, slug):
+        application = self.context["applications"].filter(slug=slug).first()
+        if application is None:
+            raise serializers.ValidationError(f"No such application: {slug!r}.")
+        return application
+
+    def validate(self, data):
+        if not data.get("version") and not data.get("digest"):
+            raise serializers.ValidationError({"version": "Give the version or the digest the target runs."})
+        return data
+
+
+class ObservationSerializer(serializers.ModelSerializer):
+    """The last reading of one target for one application, and whether it differs from what was deployed."""
+
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    target = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    application = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    recorded_version = serializers.CharField(source="expected.version", read_only=True, default=None)
+    recorded_digest = serializers.CharField(source="expected.digest", read_only=True, default=None)
+
+    class Meta:
+        model = Observation
+        fields = [
+            "environment",
+            "target",
+            "application",
+            "version",
+            "digest",
+            "source",
+            "observed_at",
+            "recorded_version",
+            "recorded_digest",
+            "drifted",
+            "drifted_since",
+        ]
+        read_only_fields = fields
+
+
+class DriftReadingSerializer(serializers.Serializer):
+    """One target's reading in a drift check: the observation, or why nothing could be read."""
+
+    target = serializers.CharField(source="target.name")
+    observation = ObservationSerializer(allow_null=True)
+    problem = serializers.CharField()
+
+
+class CompareSideSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    tier = serializers.CharField()
+
+
+class CompareSerializer(serializers.Serializer):
+    """Two environments side by side. Rows have `status` same, different, only_left or only_right; secret
+    variables show the mask on both sides and differ only when their plaintexts do."""
+
+    left = CompareSideSerializer()
+    right = CompareSideSerializer()
+    generated_at = serializers.DateTimeField()
+    applications = serializers.ListField(child=serializers.DictField(), help_text="Deployed versions per application.")
+    variables = serializers.ListField(child=serializers.DictField(), help_text="Variables that differ.")
+    identical_variables = serializers.IntegerField()
+    targets = serializers.ListField(child=serializers.DictField())
+    settings = serializers.ListField(child=serializers.DictField(), help_text="Environment settings that differ.")
+    default_template = serializers.DictField()
+    approval_policy = serializers.DictField()
+    freezes = serializers.DictField(help_text="Active freezes applying to both, or to one side only.")
