@@ -249,7 +249,11 @@ def compare_environments(user, left: Environment, right: Environment) -> dict:
         "identical_variables": same_variables,
         "targets": _targets(left, right),
         "settings": [
-            {"setting": name, **_pair(getattr(left, name), getattr(right, name))}
+            {
+                "setting": name,
+                "label": name.replace("_", " ").capitalize(),
+                **_pair(getattr(left, name), getattr(right, name)),
+            }
             for name in SETTINGS
             if getattr(left, name) != getattr(right, name)
         ],

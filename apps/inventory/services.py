@@ -60,6 +60,20 @@ def record_installation(*, deployment, target_id: int, artifact_id: int) -> Inst
         return installation
 
 
+def record_deployed(deployment) -> None:
+    """The deployment succeeded: every target its phases acted on runs its release now. Steps that install
+    (release_dir) recorded their targets as they went; this records the others (shell, http...), so the
+    inventory knows what any successful deployment put where."""
+    artifacts = deployment.plan["release"]["artifacts"]
+    if not artifacts:
+        return
+    names = {name for phase in deployment.plan["phases"] for name in phase.get("targets", [])}
+    for name in sorted(names):
+        target = deployment.plan["targets"].get(name)
+        if target is not None:
+            record_installation(deployment=deployment, target_id=target["id"], artifact_id=artifacts[0]["id"])
+
+
 def record_rollback(*, deployment, target_id: int) -> Installation | None:
     """The deployment's installation on the target was undone: what it replaced runs again (a new record,
     so the timeline shows the rollback); nothing runs there when it replaced nothing. Recording the same

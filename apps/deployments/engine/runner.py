@@ -460,7 +460,10 @@ def _move_on(deployment: Deployment, now) -> None:
     cursor = _next_cursor(deployment)
     if cursor is None:
         final = S.ROLLED_BACK if deployment.mode == "rollback" else S.SUCCEEDED
-        services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
+        with transaction.atomic():
+            services.transition(deployment, final, reason=deployment.status_reason if final == S.ROLLED_BACK else "")
+            if final == S.SUCCEEDED:
+                inventory.record_deployed(deployment)
         return
     phase, step = cursor
     pause = deployment.plan["strategy"].get("pause_seconds", 0)  # rolling: between batches
