@@ -82,8 +82,9 @@ def dashboard(request):
     """The matrix of applications by environments (what runs where, coloured by the latest deployment and drift),
     filtered by team and lifecycle; beside it what waits for the user, what runs, and the next bookings and
     freezes. The matrix is a fixed number of queries whatever its size (inventory.selectors.dashboard_matrix)."""
-    team = Team.objects.filter(slug=request.GET.get("team", "")).first()
-    lifecycle = Lifecycle.objects.filter(slug=request.GET.get("lifecycle", "")).first()
+    team_slug, lifecycle_slug = request.GET.get("team"), request.GET.get("lifecycle")
+    team = Team.objects.filter(slug=team_slug).first() if team_slug else None
+    lifecycle = Lifecycle.objects.filter(slug=lifecycle_slug).first() if lifecycle_slug else None
     environments = list(dashboard_environments(request.user, lifecycle=lifecycle))
     page = Paginator(dashboard_applications(request.user, team=team, lifecycle=lifecycle), DASHBOARD_ROWS).get_page(
         request.GET.get("page")

@@ -62,7 +62,7 @@ def _variables(left: Environment, right: Environment) -> tuple[list[dict], int]:
     rows, same = [], 0
     for (target, name), found in sorted(sides.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         a, b = found.get(left.pk), found.get(right.pk)
-        if a and b and a.secret == b.secret and hmac.compare_digest(_fingerprint(a), _fingerprint(b)):
+        if a and b and a.secret == b.secret and hmac.compare_digest(_fingerprint(a).encode(), _fingerprint(b).encode()):
             same += 1
             continue
         status = "only_left" if b is None else "only_right" if a is None else "different"

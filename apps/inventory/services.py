@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -132,7 +133,16 @@ def _compare(observation: Observation) -> None:
         .first()
     )
     expected = installation.artifact if installation else None
-    stale = installation is not None and observation.observed_at < installation.since
+    if installation is not None:
+        changed_at = installation.since
+    else:  # a rollback may have left nothing: its end is the last change
+        changed_at = (
+            Installation.objects.filter(target_id=observation.target_id, application_id=observation.application_id)
+            .order_by(F("until").desc(nulls_last=True))
+            .values_list("until", flat=True)
+            .first()
+        )
+    stale = changed_at is not None and observation.observed_at < changed_at
     drifted = not stale and (expected is None or not _matches(observation, expected))
     was = observation.drifted
     changed = observation.pk is None or drifted != was or observation.expected_id != (expected and expected.pk)
@@ -151,7 +161,8 @@ def _compare(observation: Observation) -> None:
         f"{target.name} in {environment.name} runs {observation.application.slug} {observation.observed}; "
         f"recorded: {recorded}"
         if drifted
-        else f"{target.name} in {environment.name} runs {observation.application.slug} as recorded again"
+        else f"{target.name} in {environment.name}: {observation.application.slug} "
+        + ("was deployed again since the differing reading" if stale else "runs as recorded again")
     )
     details = {
         "environment": environment.slug,

@@ -206,9 +206,9 @@ def test_the_dashboard_matrix_of_500_applications_by_20_environments_is_a_consta
     client = Client()
     client.force_login(admin)
     client.get("/?page=2")
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(15):
         html = page(client, "/?page=1")
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(15):
         page(client, "/?page=5")
     matrix = html.split('data-testid="matrix"')[1].split("</table>")[0]
     states = re.findall(r'data-state="(\w+)"', matrix)
