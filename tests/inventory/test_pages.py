@@ -216,3 +216,26 @@ def test_the_dashboard_matrix_of_500_applications_by_20_environments_is_a_consta
     assert states[:3] == ["running", "failed", "drifted"]
     assert set(states[3:]) == {"succeeded"}
     assert "applications 1\u2013100 of 500" in html
+
+
+@pytest.mark.django_db
+def test_the_dashboard_filters_by_team_and_lifecycle():
+    from tests.factories import build_world
+
+    world = build_world()
+    client = Client()
+    client.force_login(world.root)
+    everything = page(client, "/")
+    assert "Payments App" in everything
+    assert "Storefront App" in everything
+    payments = page(client, "/?team=payments", status=200)
+    assert "Payments App" in payments
+    assert "Storefront App" not in payments
+    Application.objects.filter(slug="payments-app").update(lifecycle=world.lifecycles["spare"])
+    fragment = client.get("/?lifecycle=spare", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment
+    assert 'data-testid="matrix"' in fragment
+    assert "Payments Dev" in fragment.split("<tbody>")[0]  # the lifecycle's environment is a column
+    assert "Storefront Dev" not in fragment
+    assert "Payments App" in fragment
+    assert "Payments Lib" not in fragment
