@@ -186,7 +186,7 @@ def _compare(observation: Observation) -> None:
 def _settle_observation(target_id: int, application_id: int) -> None:
     """A deployment changed what the target should run: compare its last reading again."""
     observation = (
-        Observation.objects.select_for_update()
+        Observation.objects.select_for_update(of=("self",))
         .filter(target_id=target_id, application_id=application_id)
         .select_related("target", "environment", "application", "expected")
         .first()
@@ -321,7 +321,7 @@ def drift_check(*, actor: User | None, environment: Environment) -> list[Reading
         readings.append(Reading(target, observation))
     with transaction.atomic():  # reported readings: the record may have changed since
         for observation in (
-            Observation.objects.select_for_update()
+            Observation.objects.select_for_update(of=("self",))
             .filter(environment=environment, source=Source.REPORT)
             .select_related("target", "environment", "application", "expected")
         ):
