@@ -26,11 +26,22 @@ _SECTION_NAMESPACES = {
 }
 
 
+# Pages of another namespace that belong to an entry's section: an environment's Inventory tab and its
+# targets' pages are environment pages.
+_PART_OF = {
+    "inventory:environment": "environments:list",
+    "inventory:target": "environments:list",
+}
+
+
 def _is_active(url_name: str, match) -> bool:
     if match is None:
         return False
-    if f"{match.namespace}:{match.url_name}" == url_name:
+    name = f"{match.namespace}:{match.url_name}"
+    if name == url_name or _PART_OF.get(name) == url_name:
         return True
+    if name in _PART_OF:
+        return False
     namespace = _namespace(url_name)
     return namespace in _SECTION_NAMESPACES and match.namespace == namespace
 

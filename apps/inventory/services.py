@@ -211,9 +211,9 @@ def _observe(
     for key, value in reading.items():
         setattr(observation, key, value)
     observation.observed_at = now
-    if news:
+    if not created and news:
         observation.save()
-    else:  # the same reading again: no history row for it
+    elif not news:  # the same reading again: no history row for it
         Observation.objects.filter(pk=observation.pk).update(observed_at=now)
     _compare(observation)
     return observation, news

@@ -159,7 +159,15 @@ def test_detail_shows_targets_variables_and_lifecycles(client, other_user, prod)
 
 def test_navbar_marks_the_section_active_on_every_page_of_it(client, user, prod):
     login(client, user)
-    for path in ["/environments/", "/environments/prod/", "/environments/prod/history/", "/environments/prod/edit/"]:
+    target = prod.targets.get()
+    for path in [
+        "/environments/",
+        "/environments/prod/",
+        "/environments/prod/history/",
+        "/environments/prod/edit/",
+        "/environments/prod/inventory/",
+        f"/environments/prod/targets/{target.pk}/",
+    ]:
         navbar = html(client.get(path)).split('aria-label="Main navigation"')[1].split("</nav>")[0]
         active = re.findall(r'class="nav-link active" aria-current="page"\s+href="([^"]+)"', navbar)
         assert active == ["/environments/"], path

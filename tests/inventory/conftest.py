@@ -7,7 +7,7 @@ from apps.deployments.models import Deployment
 from apps.deployments.services import deployment_create
 from apps.notifications.models import Subscription
 from apps.notifications.services import subscription_create
-from tests.deployments.conftest import http_server, stage, wait_for  # noqa: F401  (fixtures used by these tests)
+from tests.deployments.conftest import http_server, slots, stage, wait_for  # noqa: F401  (fixtures used by these tests)
 from tests.notifications.conftest import SECRET, hook_server  # noqa: F401
 
 __all__ = ["deploy", "subscribe_to_drift"]
