@@ -166,3 +166,16 @@ def policy_of(environment: Environment) -> ApprovalPolicy | None:
         .prefetch_related(Prefetch("eligible_teams", queryset=Team.objects.order_by("name")))
         .first()
     )
+
+
+def policy_summary(environment: Environment) -> dict | None:
+    """The environment's approval policy as plain data (previews, comparisons), or None without one."""
+    policy = policy_of(environment)
+    if policy is None:
+        return None
+    return {
+        "required_approvals": policy.required_approvals,
+        "eligible_teams": sorted(team.slug for team in policy.eligible_teams.all()),
+        "expires_after_hours": round(policy.expires_after.total_seconds() / 3600, 2) if policy.expires_after else None,
+        "rejection_rejects": policy.rejection_rejects,
+    }

@@ -10,6 +10,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.crypto import salted_hmac
 
 
 @cache
@@ -41,4 +42,11 @@ def rotate(ciphertext: str) -> str:
     return fernet().rotate(ciphertext.encode()).decode()
 
 
-__all__ = ["InvalidToken", "decrypt", "encrypt", "fernet", "rotate"]
+def fingerprint(plaintext: str) -> str:
+    """A keyed hash (HMAC-SHA256 with SECRET_KEY) of a secret, taken when it is written: two environments'
+    secrets can then be compared without decrypting either. Never shown: a hash of a short secret could be
+    guessed offline by whoever also holds the key."""
+    return salted_hmac("releasehub.secret-fingerprint", plaintext, algorithm="sha256").hexdigest()
+
+
+__all__ = ["InvalidToken", "decrypt", "encrypt", "fernet", "fingerprint", "rotate"]

@@ -2,10 +2,12 @@ import logging
 import os
 from datetime import timedelta
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Q
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views import defaults
@@ -73,8 +75,26 @@ UPCOMING = timedelta(days=14)
 
 def _upcoming_freezes(user, now) -> list[tuple]:
     """(window, start, end) of the freeze occurrences in force or starting in the next two weeks."""
-    windows = freezes_visible_to(user)[:50]
+    windows = freezes_visible_to(user).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=now) | ~Q(rrule=""), starts_at__lt=now + UPCOMING
+    )
     return sorted(covering(windows, now, now + UPCOMING), key=lambda item: item[1])[:DASHBOARD_PANEL]
+
+
+class DashboardFilters(forms.Form):
+    """The matrix's filters: a team's applications, a lifecycle's applications and environments."""
+
+    team = forms.SlugField(required=False)
+    lifecycle = forms.SlugField(required=False)
+
+    def chosen(self) -> tuple[Team | None, Lifecycle | None, bool]:
+        """(team, lifecycle, whether the filters name something that does not exist)."""
+        if not self.is_valid():
+            return None, None, True
+        data = self.cleaned_data
+        team = Team.objects.filter(slug=data["team"]).first() if data["team"] else None
+        lifecycle = Lifecycle.objects.filter(slug=data["lifecycle"]).first() if data["lifecycle"] else None
+        return team, lifecycle, bool((data["team"] and not team) or (data["lifecycle"] and not lifecycle))
 
 
 @login_required
@@ -82,13 +102,12 @@ def dashboard(request):
     """The matrix of applications by environments (what runs where, coloured by the latest deployment and drift),
     filtered by team and lifecycle; beside it what waits for the user, what runs, and the next bookings and
     freezes. The matrix is a fixed number of queries whatever its size (inventory.selectors.dashboard_matrix)."""
-    team_slug, lifecycle_slug = request.GET.get("team"), request.GET.get("lifecycle")
-    team = Team.objects.filter(slug=team_slug).first() if team_slug else None
-    lifecycle = Lifecycle.objects.filter(slug=lifecycle_slug).first() if lifecycle_slug else None
+    team, lifecycle, unknown = DashboardFilters(request.GET).chosen()
+    applications = dashboard_applications(request.user, team=team, lifecycle=lifecycle)
+    if unknown:  # a team or lifecycle that does not exist has no applications
+        applications = applications.none()
     environments = list(dashboard_environments(request.user, lifecycle=lifecycle))
-    page = Paginator(dashboard_applications(request.user, team=team, lifecycle=lifecycle), DASHBOARD_ROWS).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(applications, DASHBOARD_ROWS).get_page(request.GET.get("page"))
     applications = list(page.object_list)
     cells = dashboard_matrix(applications, environments)
     matrix = [(application, [cells.get((application.pk, e.pk)) for e in environments]) for application in applications]
@@ -102,6 +121,7 @@ def dashboard(request):
         "page": page,
         "team": team,
         "lifecycle": lifecycle,
+        "filtered": unknown or bool(team or lifecycle),
         "teams": Team.objects.order_by("name"),
         "lifecycles": Lifecycle.objects.order_by("name"),
         "waiting": waiting_rows,

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.approvals.models import ApprovalPolicy, ApprovalRequest, RequestStatus
+from apps.approvals.selectors import policy_summary
 from apps.audit.services import audit_record
 from apps.core.changes import apply_changes, validated_save
 from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -336,7 +337,6 @@ def promotion_effects(plan: dict, digest: str, *, release: Release, environment:
         }
         for name, info in sorted(plan["targets"].items())
     ]
-    policy = ApprovalPolicy.objects.filter(environment=environment).prefetch_related("eligible_teams").first()
     frozen = freezes.frozen_at(environment.pk, timezone.now())
     return {
         "environment": environment.slug,
@@ -345,12 +345,7 @@ def promotion_effects(plan: dict, digest: str, *, release: Release, environment:
         "strategy": plan["strategy"],
         "phases": [{"name": p["name"], "targets": p["targets"]} for p in plan["phases"]],
         "targets": targets,
-        "approvals": {
-            "required_approvals": policy.required_approvals,
-            "eligible_teams": sorted(team.slug for team in policy.eligible_teams.all()),
-        }
-        if policy
-        else None,
+        "approvals": policy_summary(environment),
         "obstacles": lifecycle.obstacles(release, environment),
         "freeze": freezes.describe(*frozen) if frozen else None,
         "requires_booking": environment.requires_booking,

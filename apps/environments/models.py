@@ -148,8 +148,10 @@ class Variable(TimestampedModel):
     name = models.CharField(max_length=100, validators=[validate_identifier])
     value = models.TextField(blank=True)
     secret = models.BooleanField(default=False)
+    # A secret's keyed hash (apps.core.crypto.fingerprint), for comparing environments; kept out of history.
+    fingerprint = models.CharField(max_length=64, blank=True, editable=False)
 
-    history = history()
+    history = history(excluded_fields=["fingerprint"])
 
     class Meta:
         ordering = ["name", "target__name"]

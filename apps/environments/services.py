@@ -191,6 +191,7 @@ def variable_create(
         name=name,
         secret=secret,
         value=crypto.encrypt(value) if secret else value,
+        fingerprint=crypto.fingerprint(value) if secret else "",
     )
     with transaction.atomic():
         validated_save(variable, conflict=f"{name} is defined already{f' for {target.name}' if target else ''}.")
@@ -222,8 +223,9 @@ def variable_update(
             elif value != variable.value:
                 changed["value"] = [variable.value, value]
             variable.value = stored
+            variable.fingerprint = crypto.fingerprint(value) if secret else ""
         elif secret and not variable.secret:
-            variable.value = crypto.encrypt(variable.value)
+            variable.value, variable.fingerprint = crypto.encrypt(variable.value), crypto.fingerprint(variable.value)
         variable.secret = secret
         if changed:
             validated_save(variable)
@@ -255,7 +257,8 @@ def _variable_details(variable: Variable) -> dict:
 
 
 def secrets_rotate(*, actor: User | None = None) -> int:
-    """Re-encrypt every secret variable with the first key of RELEASEHUB_ENCRYPTION_KEY; returns how many.
+    """Re-encrypt every secret variable with the first key of RELEASEHUB_ENCRYPTION_KEY, and take its fingerprint
+    again (so a new SECRET_KEY takes effect for comparisons too); returns how many.
 
     Raises ValidationFailed when a secret cannot be decrypted with any configured key.
     """
@@ -264,12 +267,13 @@ def secrets_rotate(*, actor: User | None = None) -> int:
         for variable in Variable.objects.select_for_update().filter(secret=True).order_by("pk"):
             try:
                 variable.value = crypto.rotate(variable.value)
+                variable.fingerprint = crypto.fingerprint(crypto.decrypt(variable.value))
             except crypto.InvalidToken as exc:
                 raise ValidationFailed(
                     f"Secret {variable.name} (id {variable.pk}) opens with none of the configured keys; "
                     "nothing was changed."
                 ) from exc
-            variable.save(update_fields=["value", "updated_at"])
+            variable.save(update_fields=["value", "fingerprint", "updated_at"])
             count += 1
         audit_record(verb="secrets.rotated", object_type="environments.variable", actor=actor, details={"count": count})
     return count

@@ -73,7 +73,7 @@ ASIDES = {
 }
 
 
-def _visible(request: HttpRequest, slug: str) -> Environment:
+def visible_or_404(request: HttpRequest, slug: str) -> Environment:
     """The environment if the user may view it, else 404 (its existence stays hidden)."""
     return get_object_or_404(environments_visible_to(request.user), slug=slug)
 
@@ -112,7 +112,7 @@ def environment_list(request):
     return page_or_fragment(request, "environments/list.html", "environments/_results.html", context)
 
 
-def _tab_context(request, environment: Environment, tab: str) -> dict:
+def tab_context(request, environment: Environment, tab: str) -> dict:
     from apps.scheduling.services import lock_of  # the calendar builds on environments
 
     return {
@@ -126,8 +126,8 @@ def _tab_context(request, environment: Environment, tab: str) -> dict:
 @login_required
 def environment_detail(request, slug: str):
     """Overview: properties, targets, variables (secrets masked), lifecycles it belongs to."""
-    environment = _visible(request, slug)
-    context = _tab_context(request, environment, "overview")
+    environment = visible_or_404(request, slug)
+    context = tab_context(request, environment, "overview")
     context.update(
         targets=targets_of(environment),
         variables=variables_of(environment),
@@ -145,7 +145,7 @@ APPROVALS_SHOWN = 10
 def _approvals_page(request, environment: Environment, form: ApprovalPolicyForm | None = None) -> HttpResponse:
     """The Approvals tab: the policy (or none), the teams holding `approve`, the deployments waiting here, and
     for managers the form that sets or replaces the policy (`form` when it comes back with errors)."""
-    context = _tab_context(request, environment, "approvals")
+    context = tab_context(request, environment, "approvals")
     policy = policy_of(environment)
     if form is None and context["can_manage"]:
         form = ApprovalPolicyForm(policy=policy)
@@ -168,14 +168,14 @@ def _to_approvals(environment: Environment) -> HttpResponse:
 @login_required
 def environment_approvals(request, slug: str):
     """What deployments here need before they run: the approval policy; managers set, replace or remove it."""
-    return _approvals_page(request, _visible(request, slug))
+    return _approvals_page(request, visible_or_404(request, slug))
 
 
 @login_required
 @require_POST
 def environment_approvals_set(request, slug: str):
     """Set or replace the policy (apps.approvals.services.policy_set; `manage` on the environment)."""
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     try:
         ensure_can(request.user, "manage", environment)
     except ReleaseHubError as exc:
@@ -206,7 +206,7 @@ def environment_approvals_set(request, slug: str):
 @require_POST
 def environment_approvals_remove(request, slug: str):
     """Remove the policy: deployments requested from now on need no approval (waiting ones keep theirs)."""
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     call_service(
         request,
         approval_services.policy_remove,
@@ -220,9 +220,9 @@ def environment_approvals_remove(request, slug: str):
 @login_required
 def environment_history_tab(request, slug: str):
     """Who changed what, when and through which channel: the environment, its targets and variables."""
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     page = Paginator(environment_history(environment), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = _tab_context(request, environment, "history")
+    context = tab_context(request, environment, "history")
     context.update(page=page, audit_query=f"object_type=environments.environment&object_id={environment.pk}")
     return render(request, "environments/history.html", context)
 
@@ -230,8 +230,8 @@ def environment_history_tab(request, slug: str):
 @login_required
 def environment_access(request, slug: str):
     """Which team may do what here; managers grant and revoke."""
-    environment = _visible(request, slug)
-    context = _tab_context(request, environment, "access")
+    environment = visible_or_404(request, slug)
+    context = tab_context(request, environment, "access")
     context.update(
         access_context(
             request,
@@ -244,7 +244,7 @@ def environment_access(request, slug: str):
 
 
 def _change_access(request, slug: str, *, granted: bool):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     access_change(request, environment, granted=granted)
     if not can(request.user, "view", environment):  # the user just revoked their own access
         return redirect("environments:list")
@@ -295,7 +295,7 @@ def environment_create(request):
 
 @login_required
 def environment_edit(request, slug: str):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
         return refused
     form = EnvironmentForm(request.POST or None, instance=environment)
@@ -325,7 +325,7 @@ def environment_edit(request, slug: str):
 @login_required
 @require_POST
 def environment_delete(request, slug: str):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     name = environment.name
     try:
         services.environment_delete(actor=request.user, environment=environment)
@@ -342,7 +342,7 @@ def environment_delete(request, slug: str):
 @login_required
 def target_form(request, slug: str, pk: int | None = None):
     """Add a target (pk None) or edit one."""
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     target = get_object_or_404(targets_of(environment), pk=pk) if pk is not None else None
     if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
         return refused
@@ -380,7 +380,7 @@ def target_form(request, slug: str, pk: int | None = None):
 @login_required
 @require_POST
 def target_delete(request, slug: str, pk: int):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     target = get_object_or_404(targets_of(environment), pk=pk)
     call_service(request, services.target_delete, f"Target “{target.name}” deleted.", actor=request.user, target=target)
     return redirect(f"{reverse('environments:detail', args=[slug])}#targets")
@@ -391,7 +391,7 @@ def target_delete(request, slug: str, pk: int):
 
 @login_required
 def variable_create(request, slug: str):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
         return refused
     form = VariableForm(request.POST or None, environment=environment)
@@ -422,7 +422,7 @@ def variable_create(request, slug: str):
 
 @login_required
 def variable_edit(request, slug: str, pk: int):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     variable = get_object_or_404(variables_of(environment), pk=pk)
     if request.method == "GET" and (refused := _refuse_unless_manager(request, environment)):
         return refused
@@ -455,7 +455,7 @@ def variable_edit(request, slug: str, pk: int):
 @login_required
 @require_POST
 def variable_delete(request, slug: str, pk: int):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     variable = get_object_or_404(variables_of(environment), pk=pk)
     call_service(
         request, services.variable_delete, f"Variable {variable} deleted.", actor=request.user, variable=variable

@@ -1,24 +1,23 @@
 """How two environments differ: deployed versions, variables, targets, settings, templates, approval policies
 and freezes; as one JSON-ready dict (the API answer and the page's data) and as a Markdown report.
 
-Secret variables are compared by a keyed hash of their plaintext (HMAC with the server's SECRET_KEY): the
-answer says whether they are equal, never what they hold, and the hash itself is not shown either (a
-hash of a short secret could be brute-forced).
+Secret variables are compared by the keyed hash taken when they were written (`Variable.fingerprint`), so no
+secret is decrypted here; and only for people who may manage both environments, since telling whether two
+secrets are equal lets whoever can set one confirm a guess of the other. The answer says same or different,
+never a value or a hash.
 """
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlsplit
 
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
-from apps.approvals.models import ApprovalPolicy
-from apps.catalog.models import Application, Artifact
+from apps.approvals.selectors import policy_summary
+from apps.catalog.models import Artifact
 from apps.catalog.selectors import applications_visible_to
-from apps.core.crypto import InvalidToken, decrypt
+from apps.core.permissions import can
 from apps.environments.models import MASK, Environment, Target, Variable
 from apps.scheduling.freezes import windows_for
 
@@ -41,41 +40,30 @@ BUILDS_BETWEEN_LIMIT = 50
 COMPARE_HOSTS = ("github.com", "gitlab.com", "codeberg.org", "gitea.com")
 
 
-def _fingerprint(variable: Variable) -> str:
-    """What a variable's value is compared by: the value itself, or a keyed hash of a secret's plaintext."""
-    if not variable.secret:
-        return variable.value
-    try:
-        plaintext = decrypt(variable.value)
-    except InvalidToken:
-        return f"unreadable:{variable.pk}"  # equal to nothing
-    return salted_hmac("releasehub.inventory.compare", plaintext, algorithm="sha256").hexdigest()
+def _compared(variable: Variable) -> tuple:
+    return variable.secret, variable.fingerprint if variable.secret else variable.value
 
 
-def _variables(left: Environment, right: Environment) -> tuple[list[dict], int]:
-    """Variables that differ (present on one side only, or with another value or secrecy), and how many are the
-    same. Target overrides are matched by target name."""
-    sides = {}
+def _variables(left: Environment, right: Environment, *, secrets: bool) -> tuple[list[dict], int, int]:
+    """Variables that differ (present on one side only, or with another value or secrecy), how many are the same,
+    and how many secrets on both sides were not compared (`secrets` False). Target overrides are matched by
+    target name."""
+    sides: dict[tuple, dict[int, Variable]] = {}
     for variable in Variable.objects.filter(environment__in=[left, right]).select_related("target"):
         key = (variable.target.name if variable.target else None, variable.name)
         sides.setdefault(key, {})[variable.environment_id] = variable
-    rows, same = [], 0
+    rows, same, unknown = [], 0, 0
     for (target, name), found in sorted(sides.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         a, b = found.get(left.pk), found.get(right.pk)
-        if a and b and a.secret == b.secret and hmac.compare_digest(_fingerprint(a).encode(), _fingerprint(b).encode()):
+        if a and b and a.secret and b.secret and not (secrets and a.fingerprint and b.fingerprint):
+            unknown += 1
+            continue
+        if a and b and _compared(a) == _compared(b):
             same += 1
             continue
         status = "only_left" if b is None else "only_right" if a is None else "different"
-        rows.append(
-            {
-                "name": name,
-                "target": target,
-                "status": status,
-                "left": _shown(a),
-                "right": _shown(b),
-            }
-        )
-    return rows, same
+        rows.append({"name": name, "target": target, "status": status, "left": _shown(a), "right": _shown(b)})
+    return rows, same, unknown
 
 
 def _shown(variable: Variable | None) -> dict | None:
@@ -118,15 +106,16 @@ def _deployed(environment: Environment, applications) -> dict[int, dict]:
     rows = (
         Installation.objects.filter(environment=environment, current=True, application__in=applications)
         .select_related("artifact", "deployment__template_version__template")
+        .defer("deployment__plan")
         .order_by("application_id", "-deployment_id", "target__name")
     )
     for installation in rows:
+        version = installation.deployment.template_version
         entry = found.setdefault(
             installation.application_id,
             {
                 "artifact": installation.artifact,
-                "template": f"{installation.deployment.template_version.template.slug} "
-                f"v{installation.deployment.template_version.number}",
+                "template": f"{version.template.slug} v{version.number}",
                 "versions": [],
                 "targets": 0,
             },
@@ -144,46 +133,71 @@ def _compare_url(repository: str, a: str, b: str) -> str:
     return f"{repository.rstrip('/').removesuffix('.git')}/compare/{a}...{b}"
 
 
-def _between(application: Application, a: Artifact, b: Artifact) -> dict | None:
-    """The builds registered between the two versions (newer side excluded from the older) with their commits,
-    and a link comparing the commits on the repository's host; None unless both artifacts name a commit."""
-    if not (a.commit and b.commit) or a.commit == b.commit:
-        return None
-    low, high = sorted((a, b), key=lambda artifact: artifact.version_key)
-    builds = (
-        Artifact.objects.filter(
-            application=application, version_key__gt=low.version_key, version_key__lte=high.version_key
-        )
-        .exclude(commit="")
-        .order_by("-version_key")
-        .values("version", "commit", "branch")[:BUILDS_BETWEEN_LIMIT]
-    )
+def _commits(pairs: dict) -> dict[int, dict]:
+    """Per application whose two sides run builds with different commits: the builds registered between the two
+    versions (the older excluded) with their commits, and a link comparing the commits on the repository's
+    host. One query for all of them."""
+    ranges = {}
+    for application, (a, b) in pairs.items():
+        if a.commit and b.commit and a.commit != b.commit:
+            ranges[application] = sorted((a, b), key=lambda artifact: artifact.version_key)
+    if not ranges:
+        return {}
+    between = Q()
+    for application, (low, high) in ranges.items():
+        between |= Q(application=application, version_key__gt=low.version_key, version_key__lte=high.version_key)
+    builds: dict[int, list] = {application.pk: [] for application in ranges}
+    for build in Artifact.objects.filter(between).exclude(commit="").order_by("application_id", "-version_key"):
+        if len(builds[build.application_id]) < BUILDS_BETWEEN_LIMIT:
+            builds[build.application_id].append(
+                {"version": build.version, "commit": build.commit, "branch": build.branch}
+            )
     return {
-        "from": low.commit,
-        "to": high.commit,
-        "builds": list(builds),
-        "compare_url": _compare_url(application.repository_url, low.commit, high.commit),
+        application.pk: {
+            "from": low.commit,
+            "to": high.commit,
+            "builds": builds[application.pk],
+            "compare_url": _compare_url(application.repository_url, low.commit, high.commit),
+        }
+        for application, (low, high) in ranges.items()
     }
 
 
 def _applications(user, left: Environment, right: Environment) -> list[dict]:
     applications = applications_visible_to(user)
     a_side, b_side = _deployed(left, applications), _deployed(right, applications)
-    rows = []
-    for application in applications.filter(pk__in=set(a_side) | set(b_side)):
-        a, b = a_side.get(application.pk), b_side.get(application.pk)
-        same = bool(a and b and a["versions"] == b["versions"])
-        rows.append(
-            {
-                "application": application.slug,
-                "name": application.name,
-                "status": "same" if same else "only_left" if not b else "only_right" if not a else "different",
-                "left": _side(a),
-                "right": _side(b),
-                "commits": _between(application, a["artifact"], b["artifact"]) if a and b and not same else None,
-            }
-        )
-    return rows
+    listed = list(applications.filter(pk__in=set(a_side) | set(b_side)))
+    same = {
+        application.pk
+        for application in listed
+        if application.pk in a_side
+        and application.pk in b_side
+        and set(a_side[application.pk]["versions"]) == set(b_side[application.pk]["versions"])
+    }
+    commits = _commits(
+        {
+            application: (a_side[application.pk]["artifact"], b_side[application.pk]["artifact"])
+            for application in listed
+            if application.pk in a_side and application.pk in b_side and application.pk not in same
+        }
+    )
+    return [
+        {
+            "application": application.slug,
+            "name": application.name,
+            "status": "same"
+            if application.pk in same
+            else "only_left"
+            if application.pk not in b_side
+            else "only_right"
+            if application.pk not in a_side
+            else "different",
+            "left": _side(a_side.get(application.pk)),
+            "right": _side(b_side.get(application.pk)),
+            "commits": commits.get(application.pk),
+        }
+        for application in listed
+    ]
 
 
 def _side(entry: dict | None) -> dict | None:
@@ -196,18 +210,6 @@ def _side(entry: dict | None) -> dict | None:
         "digest": artifact.digest,
         "commit": artifact.commit,
         "template": entry["template"],
-    }
-
-
-def _policy(environment: Environment) -> dict | None:
-    policy = ApprovalPolicy.objects.filter(environment=environment).prefetch_related("eligible_teams").first()
-    if policy is None:
-        return None
-    return {
-        "required_approvals": policy.required_approvals,
-        "eligible_teams": sorted(team.slug for team in policy.eligible_teams.all()),
-        "expires_after_hours": round(policy.expires_after.total_seconds() / 3600, 2) if policy.expires_after else None,
-        "rejection_rejects": policy.rejection_rejects,
     }
 
 
@@ -239,7 +241,8 @@ def _pair(a, b) -> dict:
 
 def compare_environments(user, left: Environment, right: Environment) -> dict:
     """Everything that differs between two environments the user may view (see the module docstring)."""
-    variables, same_variables = _variables(left, right)
+    secrets = can(user, "manage", left) and can(user, "manage", right)
+    variables, same_variables, secrets_not_compared = _variables(left, right, secrets=secrets)
     return {
         "left": {"slug": left.slug, "name": left.name, "tier": left.tier},
         "right": {"slug": right.slug, "name": right.name, "tier": right.tier},
@@ -247,6 +250,7 @@ def compare_environments(user, left: Environment, right: Environment) -> dict:
         "applications": _applications(user, left, right),
         "variables": variables,
         "identical_variables": same_variables,
+        "secrets_not_compared": secrets_not_compared,
         "targets": _targets(left, right),
         "settings": [
             {
@@ -258,7 +262,7 @@ def compare_environments(user, left: Environment, right: Environment) -> dict:
             if getattr(left, name) != getattr(right, name)
         ],
         "default_template": _pair(_template(left), _template(right)),
-        "approval_policy": _pair(_policy(left), _policy(right)),
+        "approval_policy": _pair(policy_summary(left), policy_summary(right)),
         "freezes": _freezes_pair(left, right),
     }
 
@@ -287,6 +291,13 @@ def _versions(side: dict | None) -> str:
     return ", ".join(side["versions"]) if side else "—"
 
 
+def _approvals(policy: dict | None) -> str:
+    if policy is None:
+        return "none"
+    teams = ", ".join(policy["eligible_teams"]) or "any team with approve"
+    return f"{policy['required_approvals']} of {teams}"
+
+
 def markdown_report(comparison: dict) -> str:
     """The comparison as a Markdown document (secrets appear as the mask, like everywhere)."""
     left, right = comparison["left"]["name"], comparison["right"]["name"]
@@ -298,6 +309,8 @@ def markdown_report(comparison: dict) -> str:
             note += f" ([commits]({row['commits']['compare_url']}))"
         lines.append(f"| {_cell(row['application'])} | {_versions(row['left'])} | {_versions(row['right'])} | {note} |")
     lines += ["", "## Variables", "", f"{comparison['identical_variables']} identical.", ""]
+    if comparison["secrets_not_compared"]:
+        lines[-1:-1] = [f"{comparison['secrets_not_compared']} secrets on both sides not compared.", ""]
     if comparison["variables"]:
         lines += [f"| Variable | Target | {left} | {right} |", "|---|---|---|---|"]
         for row in comparison["variables"]:
@@ -313,9 +326,10 @@ def markdown_report(comparison: dict) -> str:
     lines += ["", "## Settings, templates and approvals", "", f"| | {left} | {right} |", "|---|---|---|"]
     for row in comparison["settings"]:
         lines.append(f"| {row['setting']} | {_cell(row['left'])} | {_cell(row['right'])} |")
-    for name in ("default_template", "approval_policy"):
-        pair = comparison[name]
-        lines.append(f"| {name.replace('_', ' ')} | {_cell(pair['left'])} | {_cell(pair['right'])} |")
+    pair = comparison["default_template"]
+    lines.append(f"| default template | {_cell(pair['left'])} | {_cell(pair['right'])} |")
+    pair = comparison["approval_policy"]
+    lines.append(f"| approvals | {_approvals(pair['left'])} | {_approvals(pair['right'])} |")
     lines += ["", "## Freezes", ""]
     freezes = comparison["freezes"]
     for key, label in (("both", "both"), ("left", f"{left} only"), ("right", f"{right} only")):

@@ -42,36 +42,47 @@ def visible_installations(user, **filters) -> QuerySet[Installation]:
     ).select_related("environment", "deployment__created_by")
 
 
-def installations_at(environment: Environment, at: datetime) -> QuerySet[Installation]:
-    """What ran in the environment at `at`: the records open then (time travel on the inventory tab)."""
+def _of_visible_applications(user) -> dict:
+    return {"application__in": applications_visible_to(user).values("pk")}
+
+
+def installations_at(user, environment: Environment, at: datetime) -> QuerySet[Installation]:
+    """What ran in the environment at `at` (of the applications the user may view): the records open then (time
+    travel on the inventory tab)."""
     return (
-        Installation.objects.filter(environment=environment, since__lte=at)
+        Installation.objects.filter(environment=environment, since__lte=at, **_of_visible_applications(user))
         .filter(Q(until__isnull=True) | Q(until__gt=at))
         .select_related("target", "application", "artifact", "deployment__created_by")
+        .defer("deployment__plan")
         .order_by("application__slug", "target__name")
     )
 
 
-def target_timeline(target: Target) -> QuerySet[Installation]:
-    """Every installation record of the target, newest first (its installation history)."""
+def target_timeline(user, target: Target) -> QuerySet[Installation]:
+    """Every installation record of the target (of the applications the user may view), newest first."""
     return (
-        Installation.objects.filter(target=target)
+        Installation.objects.filter(target=target, **_of_visible_applications(user))
         .select_related("application", "artifact", "deployment__created_by", "replaced")
+        .defer("deployment__plan")
         .order_by("-since", "-id")
     )
 
 
-def observations_of(environment: Environment) -> dict[tuple[int, int], Observation]:
-    """The environment's observations by (target id, application id) (one query)."""
-    rows = Observation.objects.filter(environment=environment).select_related("expected")
-    return {(o.target_id, o.application_id): o for o in rows}
-
-
-def drifted_observations(**filters) -> QuerySet[Observation]:
-    """Observations that disagree with the installation record, served by the partial index."""
+def observations_of(user, **filters) -> QuerySet[Observation]:
+    """Readings of targets (of the applications the user may view), e.g. `observations_of(user, target=t)`."""
     return (
-        Observation.objects.filter(drifted=True, **filters)
-        .select_related("environment", "target", "application", "expected")
+        Observation.objects.filter(**filters, **_of_visible_applications(user))
+        .select_related("target", "application", "expected")
+        .order_by("target__name", "application__slug")
+    )
+
+
+def drifted_observations(user) -> QuerySet[Observation]:
+    """Observations that disagree with the installation record, in environments and of applications the user
+    may view; served by the partial index."""
+    return (
+        observations_of(user, drifted=True, environment__in=environments_visible_to(user).values("pk"))
+        .select_related("environment")
         .order_by("environment__name", "target__name", "application__slug")
     )
 
@@ -85,24 +96,25 @@ COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 
 def search_artifacts(user, query: str) -> QuerySet[Artifact]:
     """Visible artifacts a search names: `<application> <version>`, a version, an application, a digest (or its
-    start, with or without `sha256:`) or a commit (or its start). At most SEARCH_LIMIT, newest first."""
+    start, with or without `sha256:`) or a commit (or its start). At most SEARCH_LIMIT, newest first.
+
+    The application is looked up first, so the artifact query ORs indexed columns of one table only."""
     words = query.split()
     artifacts = artifacts_visible_to(user)
-    if not words or len(words) > 2:
+    if not words or len(words) > 2 or "\x00" in query:
         return artifacts.none()
+    named = Application.objects.filter(Q(slug=words[0]) | Q(name__iexact=words[0])).values("pk")
     if len(words) == 2:
-        name, version = words
-        matches = artifacts.filter(Q(application__slug=name) | Q(application__name__iexact=name), version=version)
+        matches = Q(application__in=named, version=words[1])
     else:
         (word,) = words
         lowered = word.lower()
-        matches = Q(version=word) | Q(application__slug=word)
+        matches = Q(version=word) | Q(application__in=named)
         if COMMIT.match(lowered):
             matches |= Q(commit__startswith=lowered)
         if DIGEST.match(lowered):
             matches |= Q(digest__startswith=lowered if lowered.startswith("sha256:") else f"sha256:{lowered}")
-        matches = artifacts.filter(matches)
-    return matches.order_by("-registered_at", "-id")[:SEARCH_LIMIT]
+    return artifacts.filter(matches).order_by("-registered_at", "-id")[:SEARCH_LIMIT]
 
 
 # --- Where one application runs: environments by versions -------------------------------------------------
@@ -193,7 +205,7 @@ def dashboard_environments(user, *, lifecycle=None) -> QuerySet[Environment]:
 
 def dashboard_applications(user, *, team=None, lifecycle=None) -> QuerySet[Application]:
     """The matrix's rows: visible applications by name, of one team or lifecycle when asked."""
-    applications = applications_visible_to(user)
+    applications = applications_visible_to(user).order_by("name", "pk")
     if team is not None:
         applications = applications.filter(owner_team=team)
     if lifecycle is not None:

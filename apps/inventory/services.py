@@ -3,13 +3,16 @@ they run, compared with those records."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +33,7 @@ def _close_current(target_id: int, application_id: int, now) -> Installation | N
     current = (
         Installation.objects.select_for_update()
         .filter(target_id=target_id, application_id=application_id, current=True)
+        .order_by()  # the default ordering joins the target: lock this row only
         .first()
     )
     if current is not None:
@@ -44,7 +48,12 @@ def record_installation(*, deployment, target_id: int, artifact_id: int) -> Inst
     with transaction.atomic():
         now = timezone.now()
         application_id = Artifact.objects.values_list("application_id", flat=True).get(pk=artifact_id)
-        current = Installation.objects.filter(target_id=target_id, application_id=application_id, current=True).first()
+        current = (
+            Installation.objects.select_for_update()
+            .filter(target_id=target_id, application_id=application_id, current=True)
+            .order_by()
+            .first()
+        )
         if current is not None and current.artifact_id == artifact_id and current.deployment_id == deployment.pk:
             return current
         replaced = _close_current(target_id, application_id, now)
@@ -69,10 +78,10 @@ def record_deployed(deployment) -> None:
     if not artifacts:
         return
     names = {name for phase in deployment.plan["phases"] for name in phase.get("targets", [])}
-    for name in sorted(names):
-        target = deployment.plan["targets"].get(name)
-        if target is not None:
-            record_installation(deployment=deployment, target_id=target["id"], artifact_id=artifacts[0]["id"])
+    ids = [deployment.plan["targets"][name]["id"] for name in names if name in deployment.plan["targets"]]
+    existing = Target.objects.filter(pk__in=ids, environment_id=deployment.environment_id)  # not deleted since
+    for target_id in existing.order_by("pk").values_list("pk", flat=True):
+        record_installation(deployment=deployment, target_id=target_id, artifact_id=artifacts[0]["id"])
 
 
 def record_rollback(*, deployment, target_id: int) -> Installation | None:
@@ -256,39 +265,55 @@ class Reading:
     problem: str = ""
 
 
-def _read_health(target: Target, installed: dict[int, list[Application]]) -> tuple[Application, str, str] | str:
-    """(application, version, digest) from the target's health check URL, or why there is none. The URL answers
-    JSON with `version` and/or `digest` (and `application` when the target runs several), or the bare version
-    as text."""
+HEALTH_BODY_LIMIT = 4096
+HEALTH_READERS = 16
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$")
+
+
+def _fetch(url: str) -> tuple[int, str] | str:
+    """(status, the body's first HEALTH_BODY_LIMIT bytes) of a GET, or why there is none."""
     try:
-        response = requests.get(
-            target.health_check_url, timeout=settings.DRIFT_CHECK_TIMEOUT, headers={"Accept": "application/json"}
-        )
-    except requests.RequestException as exc:
+        with requests.get(
+            url, timeout=settings.DRIFT_CHECK_TIMEOUT, headers={"Accept": "application/json"}, stream=True
+        ) as response:
+            body = response.raw.read(HEALTH_BODY_LIMIT, decode_content=True)
+            return response.status_code, body.decode(response.encoding or "utf-8", errors="replace")
+    except (requests.RequestException, OSError) as exc:
         return f"unreachable: {exc.__class__.__name__}"
-    if response.status_code >= 400:
-        return f"answered {response.status_code}"
-    text = response.text[:4096].strip()
+
+
+def _reading(target: Target, answer: tuple[int, str] | str, installed: dict[int, list[Application]]):
+    """(application, version, digest) from a health check answer, or why there is none. The URL answers JSON
+    with `version` and/or `digest` (and `application` when the target runs several), or the bare version as
+    text."""
+    if isinstance(answer, str):
+        return answer
+    status, text = answer
+    if status >= 400:
+        return f"answered {status}"
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
         body = None
     if not isinstance(body, dict):  # the bare version as text
-        body = {"version": text} if text and len(text) <= 128 and not any(c.isspace() for c in text) else {}
-    if not (body.get("version") or body.get("digest")):
+        body = {"version": text.strip()}
+    version, digest = str(body.get("version") or ""), str(body.get("digest") or "")
+    if (version and not VERSION.match(version)) or (digest and not DIGEST.match(digest)):
+        return "the version or digest in the answer is not one"
+    if not version and not digest:
         return "no version in the answer"
     applications = installed.get(target.pk, [])
     named = str(body.get("application") or "")
     if named:
-        matches = [a for a in applications if a.slug == named] or list(Application.objects.filter(slug=named))
-        if not matches:
-            return f"unknown application {named!r}"
-        application = matches[0]
+        application = next((a for a in applications if a.slug == named), None)
+        if application is None:
+            return f"{named!r} is not recorded on this target"
     elif len(applications) == 1:
         application = applications[0]
     else:
         return "the answer does not name the application" if applications else "nothing recorded to compare with"
-    return application, str(body.get("version") or "")[:128], str(body.get("digest") or "")[:71]
+    return application, version, digest
 
 
 def drift_check(*, actor: User | None, environment: Environment) -> list[Reading]:
@@ -302,9 +327,12 @@ def drift_check(*, actor: User | None, environment: Environment) -> list[Reading
         "application"
     ):
         installed.setdefault(installation.target_id, []).append(installation.application)
+    targets = list(environment.targets.exclude(health_check_url="").order_by("name"))
+    with ThreadPoolExecutor(max_workers=HEALTH_READERS) as pool:  # outside any transaction: URLs may be slow
+        answers = list(pool.map(_fetch, [target.health_check_url for target in targets]))
     readings = []
-    for target in environment.targets.exclude(health_check_url="").order_by("name"):
-        answer = _read_health(target, installed)  # outside any transaction: the URL may be slow
+    for target, fetched in zip(targets, answers, strict=True):
+        answer = _reading(target, fetched, installed)
         if isinstance(answer, str):
             readings.append(Reading(target, problem=answer))
             continue
@@ -335,3 +363,20 @@ def drift_check(*, actor: User | None, environment: Environment) -> list[Reading
                 details={"read": len(readings), "drifted": drifted},
             )
     return readings
+
+
+def drift_check_all() -> int:
+    """The periodic drift check of every environment whose targets have health check URLs or reported
+    readings, as the system; returns how many readings differ. One environment's failure is logged and does not
+    keep the others unchecked."""
+    reported = Observation.objects.values("environment_id")
+    environments = Environment.objects.filter(Q(targets__health_check_url__gt="") | Q(pk__in=reported)).distinct()
+    drifted = 0
+    for environment in environments.order_by("pk"):
+        try:
+            readings = drift_check(actor=None, environment=environment)
+        except Exception:  # one environment must not keep the others unchecked
+            logger.exception("drift check of %s failed", environment.slug)
+            continue
+        drifted += sum(1 for r in readings if r.observation and r.observation.drifted)
+    return drifted

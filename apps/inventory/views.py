@@ -3,13 +3,11 @@ drift check, a target's installation history, and the comparison of two environm
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -18,7 +16,7 @@ from django.views.decorators.http import require_POST
 from apps.core.permissions import can
 from apps.core.ui import call_service
 from apps.environments.selectors import environments_visible_to
-from apps.environments.views import _tab_context, _visible
+from apps.environments.views import tab_context, visible_or_404
 
 from . import services
 from .api.views import markdown_response
@@ -33,12 +31,22 @@ from .selectors import (
 )
 
 MESSAGES_SHOWN = 10
+DRIFTED_SHOWN = 20
+TIMELINE_SHOWN = 200
+# Time travel: years every time zone can show.
+MIN_YEAR, MAX_YEAR = 2, 9998
+
+
+def _param(request, name: str, limit: int = 200) -> str:
+    """A query parameter, trimmed; one holding a NUL character (which no database column can) reads as absent."""
+    value = request.GET.get(name, "")
+    return "" if "\x00" in value else value.strip()[:limit]
 
 
 @login_required
 def search(request):
     """Where a build runs: `<application> <version>`, a version, an application, a digest or a commit."""
-    query = request.GET.get("q", "").strip()[:200]
+    query = _param(request, "q")
     artifacts = list(search_artifacts(request.user, query)) if query else []
     locations: dict[int, list] = {artifact.pk: [] for artifact in artifacts}
     if artifacts:
@@ -48,18 +56,19 @@ def search(request):
     context = {
         "query": query,
         "results": [(artifact, locations[artifact.pk]) for artifact in artifacts],
-        "drifted": drifted_observations(environment__in=environments_visible_to(request.user).values("pk"))[:20],
+        "drifted": drifted_observations(request.user)[:DRIFTED_SHOWN],
     }
     return render(request, "inventory/search.html", context)
 
 
 def _moment(value: str, environment) -> datetime | None:
-    """A datetime-local value read in the environment's time zone (an explicit offset wins)."""
+    """A datetime-local value read in the environment's time zone (an explicit offset wins); None when it is
+    not a date and time, or one so far out that it could not be shown in every time zone."""
     try:
         moment = parse_datetime(value)
     except ValueError:
         return None
-    if moment is None:
+    if moment is None or not MIN_YEAR <= moment.year <= MAX_YEAR:
         return None
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=ZoneInfo(environment.timezone))
@@ -70,20 +79,24 @@ def _moment(value: str, environment) -> datetime | None:
 def environment_inventory(request, slug: str):
     """What runs in the environment (now, or at `?at=` from the installation records) and what its targets
     said they run."""
-    environment = _visible(request, slug)
-    context = _tab_context(request, environment, "inventory")
-    at_text = request.GET.get("at", "").strip()
+    environment = visible_or_404(request, slug)
+    context = tab_context(request, environment, "inventory")
+    at_text = _param(request, "at", 64)
     at = _moment(at_text, environment) if at_text else None
     if at_text and at is None:
         context["at_error"] = "Give a date and time such as 2026-11-27T14:30."
     if at is not None:
-        installations = installations_at(environment, at)
+        installations = list(installations_at(request.user, environment, at))
     else:
-        installations = visible_installations(request.user, environment=environment).order_by(
-            "application__slug", "target__name"
+        installations = list(
+            visible_installations(request.user, environment=environment).order_by("application__slug", "target__name")
         )
-    observations = observations_of(environment)
-    rows = [(i, observations.get((i.target_id, i.application_id))) for i in installations]
+    observations = {(o.target_id, o.application_id): o for o in observations_of(request.user, environment=environment)}
+    rows = []
+    for installation in installations:
+        observation = observations.get((installation.target_id, installation.application_id))
+        stale = observation is not None and observation.observed_at < installation.since
+        rows.append((installation, observation, stale))
     installed = {(i.target_id, i.application_id) for i in installations}
     context.update(
         at=at,
@@ -100,7 +113,7 @@ def environment_inventory(request, slug: str):
 @login_required
 @require_POST
 def environment_drift_check(request, slug: str):
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     readings = call_service(
         request,
         services.drift_check,
@@ -117,35 +130,33 @@ def environment_drift_check(request, slug: str):
 @login_required
 def target_history(request, slug: str, pk: int):
     """Every installation on one target, newest first, with its last readings."""
-    environment = _visible(request, slug)
+    environment = visible_or_404(request, slug)
     target = get_object_or_404(environment.targets, pk=pk)
-    context = _tab_context(request, environment, "inventory")
+    context = tab_context(request, environment, "inventory")
     context.update(
         target=target,
-        timeline=target_timeline(target)[:200],
-        observations=target.observations.select_related("application", "expected").order_by("application__slug"),
+        timeline=target_timeline(request.user, target)[:TIMELINE_SHOWN],
+        observations=observations_of(request.user, target=target),
     )
     return render(request, "inventory/target.html", context)
 
 
 @login_required
 def compare(request):
-    """Two environments side by side; `format=json` or `format=md` downloads the comparison."""
+    """Two environments side by side; `format=md` downloads the comparison as a report (JSON is the API's)."""
     environments = list(environments_visible_to(request.user))
     by_slug = {e.slug: e for e in environments}
-    left, right = by_slug.get(request.GET.get("left", "")), by_slug.get(request.GET.get("right", ""))
+    left, right = by_slug.get(_param(request, "left")), by_slug.get(_param(request, "right"))
     comparison = compare_environments(request.user, left, right) if left and right else None
     if comparison is not None and request.GET.get("format") == "md":
         return markdown_response(comparison)
-    if comparison is not None and request.GET.get("format") == "json":
-        response = HttpResponse(json.dumps(comparison, indent=2, default=str), content_type="application/json")
-        response["Content-Disposition"] = f'attachment; filename="compare-{left.slug}-{right.slug}.json"'
-        return response
     context = {
         "environments": environments,
         "left": left,
         "right": right,
         "comparison": comparison,
-        "unknown": [side for side in ("left", "right") if request.GET.get(side) and request.GET[side] not in by_slug],
+        "unknown": [
+            side for side in ("left", "right") if request.GET.get(side) and _param(request, side) not in by_slug
+        ],
     }
     return render(request, "inventory/compare.html", context)

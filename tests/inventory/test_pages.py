@@ -18,6 +18,7 @@ from apps.catalog.versions import version_sort_key
 from apps.deployments.models import Deployment, DeploymentStatus, TemplateVersion
 from apps.deployments.services import deployment_create
 from apps.environments.models import Environment, Target
+from apps.environments.services import environment_grant
 from apps.inventory.models import Installation
 from apps.releases.models import Release
 from tests.deployments.conftest import RELEASE_DIR, make_template, wait_for
@@ -67,6 +68,7 @@ def test_search_answers_where_a_version_a_digest_or_a_commit_runs(deployed, djan
     assert "2.0.0" in by_digest
     assert "Runs nowhere now." in page(client, f"/inventory/?q={s.application.slug}+1.0.0")
     assert 'data-testid="search-empty"' in page(client, "/inventory/?q=no-such-thing+9.9.9")
+    assert 'data-testid="search-empty"' not in page(client, "/inventory/?q=%00")  # no search at all
 
     stranger = Client()
     stranger.force_login(make_user("stranger"))
@@ -87,6 +89,19 @@ def test_the_inventory_tab_shows_now_and_travels_back_in_time(deployed):
     before = page(client, f"{url}?at=2000-01-01T00:00")
     assert "Nothing ran here then." in before
     assert "Give a date and time" in page(client, f"{url}?at=yesterday")
+    for far in ("9999-12-31T23:59-12:00", "0001-01-01T00:00%2B14:00"):  # beyond what time zones can show
+        assert "Give a date and time" in page(client, f"{url}?at={far}")
+    assert "What runs here now" in page(client, f"{url}?at=%00")  # a value no column can hold reads as none
+
+    # Someone who may view the environment but not the application sees neither its present nor its past.
+    viewer = make_user("viewer")
+    environment_grant(actor=None, environment=s.environment, team=make_team(members=(viewer,)), action="view")
+    other = Client()
+    other.force_login(viewer)
+    for address in (url, f"{url}?at={local.replace(tzinfo=None).isoformat()}"):
+        html = page(other, address)
+        assert f">#{first.pk}<" not in html
+        assert f">#{second.pk}<" not in html
 
 
 def test_a_targets_history_lists_each_installation(deployed):
@@ -131,9 +146,16 @@ def test_the_compare_page_and_its_downloads(deployed):
     markdown = client.get(base + "&format=md")
     assert markdown["Content-Disposition"] == f'attachment; filename="compare-{s.environment.slug}-other.md"'
     assert f"| {s.application.slug} | 2.0.0 | — | differs |" in markdown.content.decode()
-    data = client.get(base + "&format=json").json()
+    assert f'href="/api/v1/environments/compare/?left={s.environment.slug}&amp;right=other"' in html
+    data = client.get(f"/api/v1/environments/compare/?left={s.environment.slug}&right=other").json()
     assert data["applications"][0]["left"]["versions"] == ["2.0.0"]
     assert "No such environment on the right" in page(client, f"/inventory/compare/?left={s.environment.slug}&right=x")
+    assert "No such environment on the right" in page(
+        client, f"/inventory/compare/?left={s.environment.slug}&right=%00"
+    )
+    api = client.get(f"/api/v1/environments/compare/?left={s.environment.slug}&right=%00")
+    assert api.status_code == 400
+    assert "right" in api.json()["fields"]
 
 
 @pytest.mark.django_db
@@ -239,3 +261,5 @@ def test_the_dashboard_filters_by_team_and_lifecycle():
     assert "Storefront Dev" not in fragment
     assert "Payments App" in fragment
     assert "Payments Lib" not in fragment
+    for unknown in ("team=nobody", "lifecycle=nothing", "team=%00"):
+        assert "No application matches these filters." in page(client, f"/?{unknown}")

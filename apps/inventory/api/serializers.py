@@ -46,11 +46,6 @@ class TargetReportSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"No such application: {slug!r}.")
         return application
 
-    def validate(self, data):
-        if not data.get("version") and not data.get("digest"):
-            raise serializers.ValidationError({"version": "Give the version or the digest the target runs."})
-        return data
-
 
 class ObservationSerializer(serializers.ModelSerializer):
     """The last reading of one target for one application, and whether it differs from what was deployed."""
@@ -103,6 +98,9 @@ class CompareSerializer(serializers.Serializer):
     applications = serializers.ListField(child=serializers.DictField(), help_text="Deployed versions per application.")
     variables = serializers.ListField(child=serializers.DictField(), help_text="Variables that differ.")
     identical_variables = serializers.IntegerField()
+    secrets_not_compared = serializers.IntegerField(
+        help_text="Secrets on both sides left uncompared: equality is shown to people who may manage both."
+    )
     targets = serializers.ListField(child=serializers.DictField())
     settings = serializers.ListField(child=serializers.DictField(), help_text="Environment settings that differ.")
     default_template = serializers.DictField()

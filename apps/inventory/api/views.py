@@ -22,7 +22,7 @@ from .serializers import (
 
 def visible_environment(user, slug: str, field: str | None = None):
     """The environment if the user may view it; else a 404 (or a 400 naming `field` for a query parameter)."""
-    environment = environments_visible_to(user).filter(slug=slug).first() if slug else None
+    environment = environments_visible_to(user).filter(slug=slug).first() if slug and "\x00" not in slug else None
     if environment is None:
         if field:
             raise ValidationFailed(fields={field: [f"No such environment: {slug!r}." if slug else "Required."]})
