@@ -296,8 +296,8 @@ def _reading(target: Target, answer: tuple[int, str] | str, installed: dict[int,
         body = json.loads(text)
     except ValueError:
         body = None
-    if not isinstance(body, dict):  # the bare version as text
-        body = {"version": text.strip()}
+    if not isinstance(body, dict):  # the bare version as text: one with a digit ("ok" or "UP" says nothing)
+        body = {"version": text.strip()} if any(c.isdigit() for c in text) else {}
     version, digest = str(body.get("version") or ""), str(body.get("digest") or "")
     if (version and not VERSION.match(version)) or (digest and not DIGEST.match(digest)):
         return "the version or digest in the answer is not one"

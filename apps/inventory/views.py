@@ -121,9 +121,15 @@ def environment_drift_check(request, slug: str):
         actor=request.user,
         environment=environment,
     )
-    for reading in (readings or [])[:MESSAGES_SHOWN]:
+    unread: dict[str, list[str]] = {}
+    for reading in readings or []:
         if reading.problem:
-            messages.warning(request, f"{reading.target.name}: {reading.problem}.")
+            unread.setdefault(reading.problem, []).append(reading.target.name)
+    for problem, names in unread.items():
+        shown = ", ".join(names[:MESSAGES_SHOWN]) + (
+            f" and {len(names) - MESSAGES_SHOWN} more" if len(names) > MESSAGES_SHOWN else ""
+        )
+        messages.warning(request, f"Not read: {shown}: {problem}.")
     return redirect("inventory:environment", slug=environment.slug)
 
 

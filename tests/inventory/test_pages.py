@@ -263,3 +263,24 @@ def test_the_dashboard_filters_by_team_and_lifecycle():
     assert "Payments Lib" not in fragment
     for unknown in ("team=nobody", "lifecycle=nothing", "team=%00"):
         assert "No application matches these filters." in page(client, f"/?{unknown}")
+
+
+def test_check_drift_on_the_inventory_tab_reads_every_target_and_says_what_it_could_not_read(deployed):
+    """The stage's health URLs answer "ok": no version, so no reading (and no false drift); a target reading
+    another version is flagged on the tab."""
+    s, client, *_ = deployed
+    url = f"/environments/{s.environment.slug}/inventory/"
+    response = client.post(f"{url}check/", follow=True)
+    html = response.content.decode()
+    assert "Not read: web-1, web-2: no version in the answer." in html
+    assert 'data-testid="drift-alert"' not in html
+    s.server.roots["web-1"] = s.root / "web-1"
+    s.targets[0].health_check_url = f"{s.server.url}/version/web-1"
+    s.targets[0].save()
+    (s.root / "web-1" / "current" / "VERSION").write_text("1.9.9")  # changed by hand
+    html = client.post(f"{url}check/", follow=True).content.decode()
+    assert "Not read: web-2: no version in the answer." in html
+    assert "drifted: runs 1.9.9" in html
+    viewer = Client()
+    viewer.force_login(make_user("looker"))
+    assert viewer.post(f"{url}check/").status_code == 404
