@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "apps.inventory",
     "apps.approvals",
     "apps.scheduling",
+    "apps.policies",
     "apps.notifications",
 ]
 
