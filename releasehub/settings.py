@@ -241,6 +241,7 @@ SPECTACULAR_SETTINGS = {
         "StepRunStatusEnum": "apps.deployments.models.StepRunStatus",
         "StrategyEnum": "apps.deployments.models.Strategy",
         "SlotEnum": "apps.environments.choices.Slot",
+        "TierEnum": "apps.environments.choices.Tier",
         "TokenStatusEnum": ["active", "expired", "revoked"],
         "ChannelEnum": "apps.core.context.Channel",
         "NotificationChannelEnum": "apps.notifications.models.Channel",

@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.approvals.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.scheduling.api.urls")),
+    path("", include("apps.policies.api.urls")),
 ]
 
 urlpatterns = [

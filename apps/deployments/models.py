@@ -109,6 +109,9 @@ class Deployment(TimestampedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     freeze_override = models.TextField(blank=True, help_text="Why it may start during a freeze, and who said so.")
+    change_ticket = models.CharField(max_length=200, blank=True, help_text="The change ticket it was requested under.")
+    # What the policies said when it was requested, and again when it was about to start (apps.policies).
+    policy_results = models.JSONField(default=list, blank=True, editable=False)
 
     # Engine state: the unit of work to run next ((mode, phase, step)), when, and who holds it.
     mode = models.CharField(max_length=8, default="deploy", editable=False)  # "deploy" or "rollback"
@@ -120,7 +123,9 @@ class Deployment(TimestampedModel):
     unit_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
     # The plan never changes: one copy on the row is enough.
-    history = history(excluded_fields=["plan", "lease_owner", "lease_expires_at", "next_run_at", "unit_attempts"])
+    history = history(
+        excluded_fields=["plan", "policy_results", "lease_owner", "lease_expires_at", "next_run_at", "unit_attempts"]
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -151,12 +151,23 @@ def start_next_queued(environment_id: int) -> Deployment | None:
         or Deployment.objects.filter(environment_id=environment_id, status__in=ACTIVE_STATUSES).exists()
     ):
         return None
+    from apps.policies.services import check_start  # policies build on deployments
     from apps.scheduling.services import start_blocker  # the calendar builds on deployments
 
     if blocker := start_blocker(candidate):
         if candidate.status_reason != blocker:  # said once, not at every look of the dispatcher
             Deployment.objects.filter(pk=candidate.pk).update(status_reason=blocker)
         return None
+    results, held, waiting_helps = check_start(candidate)
+    if held:
+        if not waiting_helps:
+            transition(candidate, S.CANCELLED, reason=held)
+            return start_next_queued(environment_id)
+        if candidate.status_reason != held or candidate.policy_results != results:
+            Deployment.objects.filter(pk=candidate.pk).update(status_reason=held, policy_results=results)
+        return None
+    if results != candidate.policy_results:
+        Deployment.objects.filter(pk=candidate.pk).update(policy_results=results)
     try:
         with transaction.atomic():
             transition(candidate, S.RUNNING, reason="")
@@ -366,6 +377,7 @@ def deployment_create(
     override_reason: str = "",
     requested_by: User | None = None,
     switch_back: str = "",
+    change_ticket: str = "",
 ) -> Deployment:
     """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
     the environment is free, `queued` behind the active one otherwise.
@@ -377,7 +389,9 @@ def deployment_create(
     and blocks apply (PolicyViolation, 422) unless `override_reason` justifies an exception by someone
     with `manage` on the environment. `requested_by` is who set off a deployment the system makes
     (`actor=None`): CD triggers and automatic promotion. `switch_back` (a slot) makes a blue/green
-    rollback that only sends the traffic back to that slot.
+    rollback that only sends the traffic back to that slot. The policies that apply to the environment are
+    evaluated (apps.policies): a failure waiting cannot cure is a PolicyViolation naming the rules;
+    `change_ticket` is what `change_ticket` rules read.
     """
     if actor is not None:
         ensure_can(actor, "deploy", environment)
@@ -399,6 +413,16 @@ def deployment_create(
             switch_back=switch_back,
         )
         lifecycle.check(actor=actor, release=release, environment=environment, override_reason=override_reason)
+        from apps.policies.services import check_creation  # policies build on deployments
+
+        policy_results = check_creation(
+            release=release,
+            environment=environment,
+            strategy=strategy,
+            requester=actor or requested_by,
+            at=scheduled_for or now,
+            change_ticket=change_ticket,
+        )
         needs_approval = ApprovalPolicy.objects.filter(environment=environment).exists()
         status = S.PENDING_APPROVAL if needs_approval else S.SCHEDULED if scheduled_for else S.QUEUED
         phase, step = first_cursor(plan)
@@ -418,6 +442,8 @@ def deployment_create(
             plan_digest=plans.plan_digest(plan),
             created_by=actor or requested_by,
             rollback_of=rollback_of,
+            change_ticket=change_ticket,
+            policy_results=policy_results,
         )
         audit_record(
             verb="deployment.requested",

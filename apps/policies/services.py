@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.audit.services import audit_record
 from apps.core.changes import validated_save
-from apps.core.errors import PermissionDenied, ValidationFailed
+from apps.core.errors import PermissionDenied, PolicyViolation, ValidationFailed
 from apps.core.permissions import ensure_can
 from apps.environments.choices import Tier
 from apps.environments.models import Environment
@@ -176,3 +176,44 @@ def evaluate(
 
 def as_data(results: list[Result]) -> list[dict]:
     return [asdict(result) for result in results]
+
+
+def check_creation(
+    *, release, environment: Environment, strategy: str, requester: User | None, at: datetime, change_ticket: str = ""
+) -> list[dict]:
+    """The policies' verdict on a deployment about to be created (deployments.services.deployment_create):
+    raises PolicyViolation (422) naming the failed rules that waiting cannot cure; returns every result to
+    store with the deployment (failures that time may cure make it wait when it would start)."""
+    results = evaluate(
+        release=release,
+        environment=environment,
+        strategy=strategy,
+        requester=requester,
+        at=at,
+        change_ticket=change_ticket,
+    )
+    hard = [r for r in results if not r.passed and not r.waitable]
+    if hard:
+        raise PolicyViolation(
+            " ".join(r.message for r in hard),
+            rules=[f"{r.policy_set}/{r.kind}" for r in hard],
+            results=as_data(hard),
+        )
+    return as_data(results)
+
+
+def check_start(deployment) -> tuple[list[dict], str, bool]:
+    """The policies' verdict on a deployment about to start: (results, why it may not start, whether waiting can
+    help). An empty reason lets it start."""
+    results = evaluate(
+        release=deployment.release,
+        environment=deployment.environment,
+        strategy=deployment.strategy,
+        requester=deployment.created_by,
+        at=timezone.now(),
+        change_ticket=deployment.change_ticket,
+        deployment=deployment,
+    )
+    failed = [r for r in results if not r.passed]
+    reason = " ".join(f"{r.message}" for r in failed)
+    return as_data(results), (f"Held by policy: {reason}" if reason else ""), all(r.waitable for r in failed)

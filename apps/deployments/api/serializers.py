@@ -107,8 +107,12 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     approvals = serializers.SerializerMethodField()
     steps = StepRunSerializer(many=True, read_only=True, source="step_runs")
 
+    policy_results = serializers.JSONField(
+        read_only=True, help_text="What each policy rule said: at the request, then when it was about to start."
+    )
+
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "plan", "approvals", "steps"]
+        fields = [*DeploymentSerializer.Meta.fields, "change_ticket", "plan", "policy_results", "approvals", "steps"]
         read_only_fields = fields
 
     @extend_schema_field(ApprovalSerializer(allow_null=True))
@@ -132,6 +136,9 @@ class DeployRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=2000,
         help_text="Deploy although the lifecycle or a block forbids it: why (needs `manage` on the environment).",
+    )
+    change_ticket = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="The change ticket reference, for policies."
     )
 
 

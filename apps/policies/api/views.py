@@ -1,0 +1,65 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import views
+from rest_framework.response import Response
+
+from apps.core.errors import ValidationFailed
+from apps.core.viewsets import ServiceViewSet
+from apps.environments.selectors import environments_visible_to
+from apps.releases.selectors import releases_visible_to
+
+from .. import services
+from ..models import PolicySet
+from ..selectors import policy_sets_visible_to
+from .serializers import EvaluateSerializer, EvaluationSerializer, PolicySetCreateSerializer, PolicySetSerializer
+
+
+class PolicySetViewSet(ServiceViewSet):
+    """Policy sets of environments you may view, of tiers and of all environments. POST needs the global
+    `add_policyset` permission and `manage` on each environment named."""
+
+    queryset = PolicySet.objects.none()
+    serializer_class = PolicySetSerializer
+    create_serializer_class = PolicySetCreateSerializer
+    lookup_field = "slug"
+    write_scope = "config:write"
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self):
+        return policy_sets_visible_to(self.request.user)
+
+    def create_object(self, data):
+        policy_set = services.policy_set_create(actor=self.request.user, **data)
+        return self.get_queryset().get(pk=policy_set.pk)
+
+
+class EvaluateView(views.APIView):
+    """Dry run: check a release against the policies of an environment (or one policy set) without deploying."""
+
+    write_scope = "read"
+
+    @extend_schema(request=EvaluateSerializer, responses=EvaluationSerializer)
+    def post(self, request):
+        data = EvaluateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        errors = {}
+        if not releases_visible_to(request.user).filter(pk=values["release"].pk).exists():
+            errors["release"] = ["No such release."]
+        if not environments_visible_to(request.user).filter(pk=values["environment"].pk).exists():
+            errors["environment"] = ["No such environment."]
+        chosen = values["policy_set"]
+        if chosen is not None and not policy_sets_visible_to(request.user).filter(pk=chosen.pk).exists():
+            errors["policy_set"] = ["No such policy set."]
+        if errors:
+            raise ValidationFailed(fields=errors)
+        environment = values["environment"]
+        results = services.evaluate(
+            release=values["release"],
+            environment=environment,
+            strategy=values["strategy"] or environment.default_strategy or "all_at_once",
+            requester=request.user,
+            at=values["at"],
+            change_ticket=values["change_ticket"],
+            policy_sets=[chosen] if chosen is not None else None,
+        )
+        return Response({"passed": all(r.passed for r in results), "results": services.as_data(results)})
