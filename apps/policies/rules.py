@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -408,6 +409,14 @@ def _change_ticket(params: dict, ctx: Context) -> Outcome:
 # --- CEL expressions ------------------------------------------------------------------------------------------
 
 
+@cache
+def _cel():
+    """The CEL environment (building its parser takes a while: once per process)."""
+    import celpy
+
+    return celpy.Environment()
+
+
 def expression_error(text: str) -> str:
     """Why a CEL expression does not compile ("" when it does)."""
     import celpy
@@ -415,7 +424,7 @@ def expression_error(text: str) -> str:
     if len(text) > EXPRESSION_LIMIT:
         return f"At most {EXPRESSION_LIMIT} characters."
     try:
-        celpy.Environment().compile(text)
+        _cel().compile(text)
     except celpy.CELParseError as exc:
         return "Not a valid expression: " + " ".join(str(exc).split())[:300]
     return ""
@@ -472,11 +481,15 @@ def _expression(params: dict, ctx: Context) -> Outcome:
 
     inputs = {"expression": params["expression"]}
     result: dict[str, Any] = {}
+    try:  # compiling and reading the context happen here; only the evaluation runs against the clock
+        program = _cel().program(_cel().compile(params["expression"]))
+        activation = {name: json_to_cel(value) for name, value in cel_context(ctx).items()}
+    except celpy.CELParseError as exc:
+        return Outcome(False, f"The expression does not compile ({exc.__class__.__name__}); it fails closed.", inputs)
 
     def run() -> None:
         try:
-            program = celpy.Environment().program(celpy.Environment().compile(params["expression"]))
-            result["value"] = program.evaluate({name: json_to_cel(v) for name, v in cel_context(ctx).items()})
+            result["value"] = program.evaluate(activation)
         except Exception as exc:  # any error of the expression fails the rule, closed
             result["error"] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 

@@ -220,3 +220,87 @@ def test_policy_sets_apply_by_environment_tier_or_all_and_evaluate_every_rule(sc
         ("prod", "allowed_strategies", True, True),
         ("prod", "allowed_branches", False, False),
     ]
+
+
+def _succeeded(release, environment, finished_at):
+    """A deployment row that succeeded at `finished_at` (what the soak time reads)."""
+    from apps.deployments.models import Deployment, TemplateVersion
+    from tests.deployments.conftest import RELEASE_DIR, make_template
+
+    version = TemplateVersion.objects.get(template=make_template(RELEASE_DIR))
+    return Deployment.objects.create(
+        release=release,
+        environment=environment,
+        application=release.application,
+        template_version=version,
+        strategy="all_at_once",
+        status="succeeded",
+        plan={},
+        plan_digest="0" * 64,
+        finished_at=finished_at,
+    )
+
+
+def test_require_previous_stage_with_a_soak_time(scene):
+    from apps.environments.services import lifecycle_create
+    from apps.releases.models import Release
+
+    team = scene["environment"].owner_team
+    staging = make_environment(team, tier="staging")
+    flow = lifecycle_create(
+        actor=None,
+        slug="flow",
+        name="Flow",
+        stages=[
+            {"name": "staging", "automatic": True, "environments": [staging]},
+            {"name": "production", "automatic": False, "environments": [scene["environment"]]},
+        ],
+    )
+    Release.objects.filter(pk=scene["release"].pk).update(lifecycle=flow)
+    scene["release"].refresh_from_db()
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    missing = check(scene, "require_previous_stage", {"soak": "24h"}, at=at)
+    assert (missing.passed, missing.waitable) == (False, False)
+    assert "has not succeeded in" in missing.message
+    _succeeded(scene["release"], staging, at - timedelta(hours=23))
+    soaking = check(scene, "require_previous_stage", {"soak": "24h"}, at=at)
+    assert (soaking.passed, soaking.waitable) == (False, True)
+    assert soaking.inputs["ready_at"] == (at + timedelta(hours=1)).isoformat()
+    assert check(scene, "require_previous_stage", {"soak": "24h"}, at=at + timedelta(hours=1)).passed
+    assert check(scene, "require_previous_stage", {}, at=at).passed
+
+
+def test_max_concurrent_counts_what_runs_across_the_group(scene):
+    from apps.deployments.models import Deployment
+
+    params = {"environments": [scene["environment"].slug], "max": 1}
+    assert check(scene, "max_concurrent", params).passed
+    running = _succeeded(scene["release"], scene["environment"], None)
+    Deployment.objects.filter(pk=running.pk).update(status="running")
+    busy = check(scene, "max_concurrent", params)
+    assert (busy.passed, busy.waitable, busy.inputs["running"]) == (False, True, 1)
+    assert check(scene, "max_concurrent", params, deployment=running).passed  # itself does not count
+
+
+def test_require_approvals_reads_the_approval_gate(scene):
+    from apps.approvals.services import policy_set as approval_gate_set
+
+    approvers = make_team()
+    params = {"min": 2, "teams": [approvers.slug]}
+    assert not check(scene, "require_approvals", params).passed
+    approval_gate_set(actor=None, environment=scene["environment"], required_approvals=1)
+    assert "fewer than the 2" in check(scene, "require_approvals", params).message
+    approval_gate_set(actor=None, environment=scene["environment"], required_approvals=2, eligible_teams=[approvers])
+    assert check(scene, "require_approvals", params).passed
+    assert not check(scene, "require_approvals", {"min": 2, "teams": ["someone-else"]}).passed
+
+
+def test_an_expression_that_runs_too_long_fails_closed(scene, monkeypatch):
+    from apps.policies import rules
+
+    monkeypatch.setattr(rules, "EXPRESSION_SECONDS", 0.001)
+    numbers = "[" + ",".join(str(n) for n in range(1, 31)) + "]"
+    slow = f"{numbers}.all(x, {numbers}.all(y, {numbers}.all(z, x * y * z > 0)))"  # 27,000 products
+    outcome = check(scene, "expression", {"expression": slow})
+    assert not outcome.passed
+    assert "fails closed" in outcome.message
