@@ -328,6 +328,13 @@ def promotion_preview(
     return promotion_effects(plan, digest, release=release, environment=environment)
 
 
+def policy_results(release: Release, environment: Environment, strategy: str) -> list[dict]:
+    """What the environment's policies would say of deploying the release now (the preview's "what applies")."""
+    from apps.policies.services import as_data, evaluate  # policies build on deployments
+
+    return as_data(evaluate(release=release, environment=environment, strategy=strategy, requester=None))
+
+
 def promotion_effects(plan: dict, digest: str, *, release: Release, environment: Environment) -> dict[str, Any]:
     """promotion_preview's answer for a plan made already (the release page shows it beside the plan)."""
     from apps.scheduling import freezes  # the calendar builds on deployments
@@ -358,6 +365,7 @@ def promotion_effects(plan: dict, digest: str, *, release: Release, environment:
         "targets": targets,
         "approvals": policy_summary(environment),
         "obstacles": lifecycle.obstacles(release, environment),
+        "policies": policy_results(release, environment, plan["strategy"]["name"]),
         "freeze": freezes.describe(*frozen) if frozen else None,
         "requires_booking": environment.requires_booking,
     }

@@ -7,6 +7,8 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
+from django.test import Client
+
 from apps.accounts.services import team_add_member
 from apps.audit.models import AuditEvent
 from apps.catalog.models import CdTrigger
@@ -124,6 +126,21 @@ def test_the_api_answers_422_listing_the_failed_rules(stage, celery_worker):
     assert [(r["kind"], r["passed"]) for r in created.json()["policy_results"]] == [
         ("allowed_strategies", True),
         ("change_ticket", True),
+    ]
+
+    page = Client()
+    page.force_login(s.deployer)
+    html = page.get(f"/deployments/{created.json()['id']}/").content.decode()
+    assert html.count('data-testid="policy-result" data-passed="true"') == 2
+    assert "change ticket <code>CHG-7</code>" in html
+
+    preview = client.get(
+        f"/api/v1/releases/{s.releases['2.0.0'].pk}/preview/?environment={s.environment.slug}&template={s.template.slug}"
+    )
+    assert preview.status_code == 200, preview.json()
+    assert [(r["kind"], r["passed"]) for r in preview.json()["policies"]] == [
+        ("allowed_strategies", False),  # the environment's default strategy is not canary
+        ("change_ticket", False),
     ]
 
 

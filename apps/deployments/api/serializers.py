@@ -213,5 +213,6 @@ class PreviewSerializer(serializers.Serializer):
     targets = serializers.JSONField(help_text="[{target, current, new, changed, variables}] (secrets masked)")
     approvals = serializers.JSONField(allow_null=True)
     obstacles = serializers.ListField(child=serializers.CharField())
+    policies = serializers.JSONField(help_text="[{policy_set, kind, passed, message, waitable, ...}] of each rule")
     freeze = serializers.CharField(allow_null=True)
     requires_booking = serializers.BooleanField()
