@@ -123,6 +123,9 @@ class DeployForm(BootstrapForm):
         required=False,
         empty_label="(the application's or environment's default)",
     )
+    change_ticket = forms.CharField(
+        max_length=200, required=False, help_text="The change ticket reference, where a policy asks for one."
+    )
 
     def __init__(self, *args, environments: QuerySet, **kwargs) -> None:
         super().__init__(*args, **kwargs)

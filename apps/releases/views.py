@@ -198,7 +198,12 @@ def release_deploy(request, pk: int):
     form = _deploy_form(request, request.POST)
     if form.is_valid():
         try:
-            deployment = deployment_create(actor=request.user, release=release, **form.service_kwargs())
+            deployment = deployment_create(
+                actor=request.user,
+                release=release,
+                change_ticket=form.cleaned_data["change_ticket"].strip(),
+                **form.service_kwargs(),
+            )
         except ReleaseHubError as exc:
             messages.error(request, exc.detail + "".join(f" {m}" for ms in (exc.fields or {}).values() for m in ms))
         else:

@@ -166,3 +166,25 @@ def test_a_deployment_outside_its_window_waits_with_the_reason(stage, celery_wor
     assert [(r["kind"], r["passed"], r["waitable"]) for r in deployment.policy_results] == [
         ("deployment_window", False, True)
     ]
+
+
+def test_the_deploy_form_takes_the_change_ticket_a_policy_asks_for(stage, celery_worker):
+    s = stage(targets=1)
+    policy_set_create(
+        actor=make_user("root", is_superuser=True),
+        slug="tickets",
+        name="Tickets",
+        environments=[s.environment],
+        rules=[{"kind": "change_ticket", "params": {"pattern": r"^CHG-\d+$"}}],
+    )
+    page = Client()
+    page.force_login(s.deployer)
+    url = f"/releases/{s.releases['1.0.0'].pk}/deploy/"
+    form = {"environment": s.environment.slug, "template": s.template.slug, "health_gate": "on", "options": "{}"}
+    refused = page.post(url, form, follow=True).content.decode()
+    assert "A change ticket reference matching ^CHG-\\d+$ is required." in refused
+    assert not Deployment.objects.exists()
+    page.post(url, {**form, "change_ticket": " CHG-12 "})
+    deployment = Deployment.objects.get()
+    assert deployment.change_ticket == "CHG-12"
+    assert wait_for(deployment).status == "succeeded"
