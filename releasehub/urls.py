@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("audit/", include("apps.audit.urls")),
     path("", include("apps.inventory.urls")),
+    path("", include("apps.policies.urls")),
     path("environments/", include("apps.environments.urls")),
     path("applications/", include("apps.catalog.urls")),
     path("releases/", include("apps.releases.urls")),

@@ -26,11 +26,12 @@ _SECTION_NAMESPACES = {
 }
 
 
-# Pages of another namespace that belong to an entry's section: an environment's Inventory tab and its
-# targets' pages are environment pages.
+# Pages of another namespace that belong to an entry's section: an environment's Inventory and Policies
+# tabs and its targets' pages are environment pages.
 _PART_OF = {
     "inventory:environment": "environments:list",
     "inventory:target": "environments:list",
+    "policies:environment": "environments:list",
 }
 
 

@@ -166,6 +166,7 @@ def test_navbar_marks_the_section_active_on_every_page_of_it(client, user, prod)
         "/environments/prod/history/",
         "/environments/prod/edit/",
         "/environments/prod/inventory/",
+        "/environments/prod/policies/",
         f"/environments/prod/targets/{target.pk}/",
     ]:
         navbar = html(client.get(path)).split('aria-label="Main navigation"')[1].split("</nav>")[0]
