@@ -36,9 +36,7 @@ def current_installations(**filters) -> QuerySet[Installation]:
 def visible_installations(user, **filters) -> QuerySet[Installation]:
     """Current installations in environments and of applications the user may view, with who deployed them."""
     return current_installations(
-        environment__in=environments_visible_to(user).values("pk"),
-        application__in=applications_visible_to(user).values("pk"),
-        **filters,
+        environment__in=environments_visible_to(user).values("pk"), **_of_visible_applications(user), **filters
     ).select_related("environment", "deployment__created_by")
 
 
@@ -177,7 +175,6 @@ class Cell:
     version: str = ""
     other_versions: int = 0
     targets: int = 0
-    since: datetime | None = None
     deployment_id: int | None = None
     deployment_status: str = ""
     deployment_version: str = ""
@@ -247,7 +244,7 @@ def dashboard_matrix(applications: list[Application], environments: list[Environ
         Installation.objects.filter(current=True, **in_matrix)
         .order_by()
         .values("application_id", "environment_id", "artifact__version")
-        .annotate(targets=Count("id"), since=Min("since"), newest=Max("deployment_id"))
+        .annotate(targets=Count("id"), newest=Max("deployment_id"))
     )
     newest: dict[tuple[int, int], int] = {}
     for group in groups:
@@ -258,7 +255,7 @@ def dashboard_matrix(applications: list[Application], environments: list[Environ
             if cell.version:
                 cell.other_versions += 1
             newest[key] = group["newest"]
-            cell.version, cell.since = group["artifact__version"], group["since"]
+            cell.version = group["artifact__version"]
         else:
             cell.other_versions += 1
     drifted = (

@@ -20,7 +20,7 @@ from apps.accounts.models import User
 from apps.audit.services import audit_record
 from apps.catalog.models import Application, Artifact
 from apps.core.errors import ValidationFailed
-from apps.core.permissions import ensure_can
+from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment, Target
 from apps.notifications.services import notify
 
@@ -154,7 +154,7 @@ def _compare(observation: Observation) -> None:
     stale = changed_at is not None and observation.observed_at < changed_at
     drifted = not stale and (expected is None or not _matches(observation, expected))
     was = observation.drifted
-    changed = observation.pk is None or drifted != was or observation.expected_id != (expected and expected.pk)
+    changed = drifted != was or observation.expected_id != (expected and expected.pk)
     observation.expected, observation.drifted = expected, drifted
     if drifted and not was:
         observation.drifted_since = observation.observed_at
@@ -240,6 +240,8 @@ def target_report(
     """The target says it runs `version` (or the build with `digest`) of the application: record the reading
     and flag the target when it differs from the installation record. Needs `deploy` on the environment."""
     ensure_can(actor, "deploy", environment)
+    if not can(actor, "view", application):
+        raise ValidationFailed(fields={"application": [f"No such application: {application.slug!r}."]})
     if not version and not digest:
         raise ValidationFailed(fields={"version": ["Give the version or the digest the target runs."]})
     with transaction.atomic():

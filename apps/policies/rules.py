@@ -151,7 +151,7 @@ def _require_approvals(params: dict, ctx: Context) -> Outcome:
             {**inputs, "gate": have},
         )
     eligible = sorted(team.slug for team in policy.eligible_teams.all())
-    if (teams and not set(eligible) <= set(teams)) or (teams and not eligible):
+    if teams and (not eligible or not set(eligible) <= set(teams)):
         return Outcome(
             False,
             f"The approval gate lets {', '.join(eligible) or 'any team'} approve; this rule "

@@ -144,6 +144,9 @@ def evaluate(
 ) -> list[Result]:
     """Every rule of the policy sets that apply to the environment (or of `policy_sets`), checked against the
     deployment of `release` by `requester` at `at` (now)."""
+    policy_sets = policy_sets if policy_sets is not None else policy_sets_for(environment)
+    if not policy_sets:
+        return []
     ctx = rule_kinds.Context(
         release=release,
         artifacts=[ra.artifact for ra in release.release_artifacts.select_related("artifact").order_by("position")],
@@ -155,7 +158,7 @@ def evaluate(
         deployment=deployment,
     )
     results = []
-    for policy_set in policy_sets if policy_sets is not None else policy_sets_for(environment):
+    for policy_set in policy_sets:
         for rule in policy_set.rules.all():
             outcome = rule_kinds.KINDS[rule.kind].check(rule.params, ctx)
             results.append(
@@ -215,5 +218,5 @@ def check_start(deployment) -> tuple[list[dict], str, bool]:
         deployment=deployment,
     )
     failed = [r for r in results if not r.passed]
-    reason = " ".join(f"{r.message}" for r in failed)
+    reason = " ".join(r.message for r in failed)
     return as_data(results), (f"Held by policy: {reason}" if reason else ""), all(r.waitable for r in failed)
