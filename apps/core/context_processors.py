@@ -7,6 +7,7 @@ NAVIGATION = [
     ("Approvals", "approvals:inbox", "person-check"),
     ("Calendar", "scheduling:calendar", "calendar3"),
     ("Environments", "environments:list", "hdd-stack"),
+    ("Policies", "policies:list", "shield-check"),
     ("Inventory", "inventory:search", "search"),
     ("Applications", "catalog:application-list", "grid-3x3-gap"),
     ("Audit", "audit:log", "journal-check"),

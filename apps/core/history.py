@@ -63,15 +63,25 @@ HISTORY_KINDS = {"+": "created", "~": "changed", "-": "deleted"}
 
 
 def history_entries(
-    records, *, subject: str, label=str, secret=lambda record: False, values=None, skip: frozenset = frozenset()
+    records,
+    *,
+    subject: str,
+    label=str,
+    secret=lambda record: False,
+    values=None,
+    skip: frozenset = frozenset(),
+    m2m: dict[str, dict[int, list]] | None = None,
 ) -> list[HistoryEntry]:
     """Turn historical rows (any order) into entries, each diffed against the same object's previous row;
     a creation lists the fields it set (those in `skip`, such as the parent, left out).
 
     `secret(record)` says whether a row's `value` is a secret (ciphertext): its value is then
     reported as changed, never shown. `values` maps (field, raw value) to what to display
-    (foreign-key ids to names). No queries beyond evaluating `records`.
+    (foreign-key ids to names). `m2m` gives the many-to-many fields' values of each row,
+    `{field: {history_id: [values]}}`, read by the caller in one query: they are compared here,
+    as django-simple-history's diff would query twice per row. No queries beyond evaluating `records`.
     """
+    m2m = m2m or {}
     shown = values or (lambda field, value: value)
 
     def display(field_name, value):
@@ -108,9 +118,12 @@ def history_entries(
                         hidden=hidden,
                     )
                 )
+            for name, rows in m2m.items():
+                if rows.get(record.history_id):
+                    changes.append(FieldChange(field=name, old=None, new=display(name, rows[record.history_id])))
         elif kind == "changed" and before is not None:
             hide = secret(record) or secret(before)
-            for change in record.diff_against(before).changes:
+            for change in record.diff_against(before, excluded_fields=list(m2m)).changes:
                 hidden = hide and change.field == "value"
                 changes.append(
                     FieldChange(
@@ -120,6 +133,10 @@ def history_entries(
                         hidden=hidden,
                     )
                 )
+            for name, rows in m2m.items():
+                old, new = rows.get(before.history_id, []), rows.get(record.history_id, [])
+                if old != new:
+                    changes.append(FieldChange(field=name, old=display(name, old), new=display(name, new)))
         previous[record.id] = record
         entries.append(HistoryEntry(record=record, kind=kind, subject=subject, label=label(record), changes=changes))
     return entries

@@ -49,7 +49,7 @@ PROMOTABLE = ("analysis", "wait", "manual_intervention")
 TRANSITIONS: dict[str, set[str]] = {
     S.PENDING_APPROVAL: {S.SCHEDULED, S.QUEUED, S.REJECTED, S.CANCELLED},
     S.SCHEDULED: {S.QUEUED, S.CANCELLED},
-    S.QUEUED: {S.RUNNING, S.CANCELLED},
+    S.QUEUED: {S.RUNNING, S.CANCELLED, S.FAILED},  # failed: a policy forbids its start
     S.RUNNING: {S.PAUSED, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.ROLLED_BACK},
     S.PAUSED: {S.RUNNING, S.CANCELLED, S.FAILED},
     S.FAILED: {S.RUNNING},  # retry of the failed step
@@ -108,7 +108,8 @@ def transition(deployment: Deployment, status: str, *, reason: str = "", actor: 
     if previous in ACTIVE_STATUSES and status not in ACTIVE_STATUSES:
         start_next_queued(deployment.environment_id)
     if status in (S.SUCCEEDED, S.FAILED, S.ROLLED_BACK):
-        lifecycle.deployment_finished(deployment)
+        if deployment.started_at is not None:  # one refused before its start says nothing about the release
+            lifecycle.deployment_finished(deployment)
         _announce(deployment, status, reason)
 
 
@@ -161,7 +162,7 @@ def start_next_queued(environment_id: int) -> Deployment | None:
     results, held, waiting_helps = check_start(candidate)
     if held:
         if not waiting_helps:
-            transition(candidate, S.CANCELLED, reason=held)
+            transition(candidate, S.FAILED, reason=held)
             return start_next_queued(environment_id)
         if candidate.status_reason != held or candidate.policy_results != results:
             Deployment.objects.filter(pk=candidate.pk).update(status_reason=held, policy_results=results)
@@ -386,6 +387,7 @@ def deployment_create(
     requested_by: User | None = None,
     switch_back: str = "",
     change_ticket: str = "",
+    override_rules: list[str] = (),
 ) -> Deployment:
     """Resolve the plan and create the deployment: `scheduled` (a future `scheduled_for`), `running` when
     the environment is free, `queued` behind the active one otherwise.
@@ -398,7 +400,9 @@ def deployment_create(
     with `manage` on the environment. `requested_by` is who set off a deployment the system makes
     (`actor=None`): CD triggers and automatic promotion. `switch_back` (a slot) makes a blue/green
     rollback that only sends the traffic back to that slot. The policies that apply to the environment are
-    evaluated (apps.policies): a failure waiting cannot cure is a PolicyViolation naming the rules;
+    evaluated (apps.policies): a failure waiting cannot cure is a PolicyViolation naming the rules, unless
+    they are in `override_rules` (`policy-set/kind`), which `override_reason` then justifies
+    (apps.policies.services.policy_override: `manage`, audited, a second person for two-person rules);
     `change_ticket` is what `change_ticket` rules read.
     """
     if actor is not None:
@@ -421,7 +425,7 @@ def deployment_create(
             switch_back=switch_back,
         )
         lifecycle.check(actor=actor, release=release, environment=environment, override_reason=override_reason)
-        from apps.policies.services import check_creation  # policies build on deployments
+        from apps.policies.services import check_creation, policy_override  # policies build on deployments
 
         policy_results = check_creation(
             release=release,
@@ -430,6 +434,7 @@ def deployment_create(
             requester=actor or requested_by,
             at=scheduled_for or now,
             change_ticket=change_ticket,
+            override_rules=override_rules,
         )
         needs_approval = ApprovalPolicy.objects.filter(environment=environment).exists()
         status = S.PENDING_APPROVAL if needs_approval else S.SCHEDULED if scheduled_for else S.QUEUED
@@ -469,6 +474,13 @@ def deployment_create(
                 "rollback_of": rollback_of.pk if rollback_of else None,
             },
         )
+        if override_rules:
+            try:
+                policy_override(actor=actor, deployment=deployment, rules=override_rules, justification=override_reason)
+            except ValidationFailed as exc:  # named as this request names them
+                names = {"rules": "override_rules", "justification": "override_reason"}
+                raise ValidationFailed(exc.detail, fields={names[k]: v for k, v in exc.fields.items()}) from exc
+            deployment.refresh_from_db()
         if needs_approval:
             from apps.approvals.services import request_open  # approvals builds on these services
 
@@ -560,6 +572,10 @@ def deployment_retry(*, actor: User | None, deployment: Deployment) -> Deploymen
         deployment = _locked(deployment)
         if deployment.status != S.FAILED or deployment.mode != "deploy":
             raise InvalidTransition("Only a failed deployment that was not rolled back can be retried.")
+        if deployment.started_at is None:
+            raise InvalidTransition(
+                f"{deployment} never started ({deployment.status_reason}): deploy the release again."
+            )
         later = Deployment.objects.filter(
             environment_id=deployment.environment_id, created_at__gt=deployment.created_at
         )

@@ -37,6 +37,8 @@ from apps.core.permissions import can
 from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
 from apps.environments.selectors import environments_visible_to
 from apps.inventory.selectors import current_installations
+from apps.policies import services as policies
+from apps.policies.services import NOT_STARTED
 from apps.releases.selectors import release_for
 
 from . import services
@@ -180,7 +182,10 @@ def _controls(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
     controls = {
         "cancel": may_deploy and status in CANCELLABLE and not deployment.cancel_requested,
         "resume": may_deploy and status == S.PAUSED,
-        "retry": may_deploy and status == S.FAILED and deployment.mode == "deploy",
+        "retry": may_deploy
+        and status == S.FAILED
+        and deployment.mode == "deploy"
+        and deployment.started_at is not None,
         "rollback_to": rollback_to,
         # A slot to switch back to without redeploying (blue/green), when the rollback would do only that.
         "switch_back": services.switch_back_slot(deployment, earlier) if rollback_to else "",
@@ -211,7 +216,26 @@ def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dic
         "digest_short": f"{digest[:12]}…" if digest else "",
         "rollbacks": list(deployments_visible_to(request.user).filter(rollback_of=deployment).order_by("id")),
         "audit_query": urlencode({"object_type": "deployments.deployment", "object_id": deployment.pk}),
+        **_override_context(request, deployment),
     }
+
+
+def _override_context(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
+    """The deployment's policy overrides, the failed rules the user may override (`manage`, not started yet)
+    and the overrides waiting for the user as their second person."""
+    if not deployment.policy_results:
+        return {}
+    overrides = list(deployment.policy_overrides.select_related("requested_by", "confirmed_by"))
+    may_manage = deployment.status in NOT_STARTED and can(request.user, "manage", deployment.environment)
+    failing = {
+        f"{r['policy_set']}/{r['kind']}"
+        for r in deployment.policy_results
+        if not r["passed"] and r["overridable"] and not r.get("overridden")
+    }
+    for override in overrides:
+        override.may_confirm = may_manage and not override.effective and override.requested_by_id != request.user.pk
+        failing -= set(override.rules)
+    return {"policy_overrides": overrides, "overridable_rules": sorted(failing) if may_manage else []}
 
 
 def _progress(deployment: Deployment, runs: list[StepRun]) -> dict[str, Any]:
@@ -611,6 +635,36 @@ def deployment_override_freeze(request, pk: int):
     call_service(
         request, services.deployment_override_freeze, done, actor=request.user, deployment=deployment, reason=reason
     )
+    return _back(deployment)
+
+
+@login_required
+@require_POST
+def deployment_override_policies(request, pk: int):
+    """Override failed policy rules of a deployment that has not started, with a recorded justification."""
+    deployment = _visible(request, pk)
+    rules = request.POST.getlist("rules")
+    done = f"{', '.join(rules)} overridden for {deployment}."
+    call_service(
+        request,
+        policies.policy_override,
+        done,
+        actor=request.user,
+        deployment=deployment,
+        rules=rules,
+        justification=request.POST.get("justification", ""),
+    )
+    return _back(deployment)
+
+
+@login_required
+@require_POST
+def deployment_confirm_override(request, pk: int, override: int):
+    """The second person's confirmation of a two-person policy override."""
+    deployment = _visible(request, pk)
+    found = get_object_or_404(deployment.policy_overrides, pk=override)
+    done = f"Override of {', '.join(found.rules)} confirmed: it is in force."
+    call_service(request, policies.policy_override_confirm, done, actor=request.user, override=found)
     return _back(deployment)
 
 

@@ -1,5 +1,5 @@
-"""How two environments differ: deployed versions, variables, targets, settings, templates, approval policies
-and freezes; as one JSON-ready dict (the API answer and the page's data) and as a Markdown report.
+"""How two environments differ: deployed versions, variables, targets, settings, templates, approval policies,
+policy sets and freezes; as one JSON-ready dict (the API answer and the page's data) and as a Markdown report.
 
 Secret variables are compared by the keyed hash taken when they were written (`Variable.fingerprint`), so no
 secret is decrypted here; and only for people who may manage both environments, since telling whether two
@@ -19,6 +19,7 @@ from apps.catalog.models import Artifact
 from apps.catalog.selectors import applications_visible_to
 from apps.core.permissions import can
 from apps.environments.models import MASK, Environment, Target, Variable
+from apps.policies.services import policy_sets_for
 from apps.scheduling.freezes import windows_for
 
 from .models import Installation
@@ -263,8 +264,13 @@ def compare_environments(user, left: Environment, right: Environment) -> dict:
         ],
         "default_template": _pair(_template(left), _template(right)),
         "approval_policy": _pair(policy_summary(left), policy_summary(right)),
+        "policy_sets": _pair(_policy_sets(left), _policy_sets(right)),
         "freezes": _freezes_pair(left, right),
     }
+
+
+def _policy_sets(environment: Environment) -> list[str]:
+    return [policy_set.slug for policy_set in policy_sets_for(environment)]
 
 
 def _freezes_pair(left: Environment, right: Environment) -> dict:
@@ -323,13 +329,15 @@ def markdown_report(comparison: dict) -> str:
             row["status"], ", ".join(row["differences"])
         )
         lines.append(f"| {_cell(row['name'])} | {_cell(what)} |")
-    lines += ["", "## Settings, templates and approvals", "", f"| | {left} | {right} |", "|---|---|---|"]
+    lines += ["", "## Settings, templates and policies", "", f"| | {left} | {right} |", "|---|---|---|"]
     for row in comparison["settings"]:
         lines.append(f"| {row['setting']} | {_cell(row['left'])} | {_cell(row['right'])} |")
     pair = comparison["default_template"]
     lines.append(f"| default template | {_cell(pair['left'])} | {_cell(pair['right'])} |")
     pair = comparison["approval_policy"]
     lines.append(f"| approvals | {_approvals(pair['left'])} | {_approvals(pair['right'])} |")
+    pair = comparison["policy_sets"]
+    lines.append(f"| policy sets | {_cell(', '.join(pair['left']))} | {_cell(', '.join(pair['right']))} |")
     lines += ["", "## Freezes", ""]
     freezes = comparison["freezes"]
     for key, label in (("both", "both"), ("left", f"{left} only"), ("right", f"{right} only")):

@@ -12,6 +12,7 @@ EVENTS: dict[str, str] = {
     "booking.changed": "A booking was requested, approved or cancelled",
     "freeze.changed": "A freeze window or lock was set or lifted",
     "drift.detected": "A target runs something other than what was deployed",
+    "policy.overridden": "Policy rules were overridden for a deployment",
 }
 
 EVENT_CHOICES = list(EVENTS.items())

@@ -46,3 +46,29 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy_set}: {self.kind}"
+
+
+class PolicyOverride(models.Model):
+    """Failed rules of one deployment (named `set/kind`) that someone who manages its environment let pass, with
+    why. When one of them is a two-person rule, the override counts only once a second such person confirms it."""
+
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="policy_overrides")
+    rules = models.JSONField(help_text="The rules it overrides, as `policy-set/kind`.")
+    justification = models.TextField()
+    requested_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    needs_confirmation = models.BooleanField(default=False)
+    confirmed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["deployment", "requested_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Override of {', '.join(self.rules)} for {self.deployment_id}"
+
+    @property
+    def effective(self) -> bool:
+        return not self.needs_confirmation or self.confirmed_at is not None

@@ -104,6 +104,27 @@ def params_errors(kind_name: str, params: Any) -> dict[str, list[str]]:
     return errors
 
 
+def title_of(kind_name: str) -> str:
+    """A rule kind's title; the name itself for a kind no longer registered."""
+    return KINDS[kind_name].title if kind_name in KINDS else kind_name
+
+
+def value_text(value: Any) -> str:
+    """A rule parameter as people read it: lists joined, objects as key=value, yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
+    return str(value)
+
+
+def params_text(params: dict) -> str:
+    """A rule's parameters on one line: `patterns: main, release/*; max: 2`."""
+    return "; ".join(f"{key}: {value_text(value)}" for key, value in params.items())
+
+
 # --- Globs of branch names ------------------------------------------------------------------------------------
 
 

@@ -1,13 +1,17 @@
-"""Reads of policy sets: those that apply to environments the user may view (or to tiers, or to all)."""
+"""Reads of policy sets: those that apply to environments the user may view (or to tiers, or to all), what the
+editor offers to attach them to, and their history."""
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.db.models import Prefetch, Q, QuerySet
 
+from apps.core.history import HistoryEntry, history_entries, newest_first
 from apps.environments.models import Environment
 from apps.environments.selectors import environments_visible_to
 
 from .models import PolicySet, Rule
+from .rules import params_text, title_of, value_text
 
 
 def policy_sets_visible_to(user) -> QuerySet[PolicySet]:
@@ -22,4 +26,54 @@ def policy_sets_visible_to(user) -> QuerySet[PolicySet]:
             Prefetch("environments", queryset=Environment.objects.order_by("slug")),
         )
         .order_by("name")
+    )
+
+
+def environments_to_attach(user, policy_set: PolicySet | None = None) -> QuerySet[Environment]:
+    """The environments the editor offers: those the user manages, and those the set is attached to already (so
+    saving the form keeps them; the service decides whether the user may change the set at all)."""
+    attached = policy_set.environments.values("pk") if policy_set is not None else []
+    managed = environments_visible_to(user, "manage").values("pk")
+    return Environment.objects.filter(Q(pk__in=managed) | Q(pk__in=attached)).order_by("name")
+
+
+def policy_set_history(policy_set: PolicySet) -> list[HistoryEntry]:
+    """Every history row of the policy set and of its rules (also deleted ones), newest first; environments by
+    slug, parameters as text. Four queries whatever the rows."""
+    set_rows = list(PolicySet.history.filter(id=policy_set.pk).select_related("history_user"))
+    rule_rows = list(Rule.history.filter(policy_set_id=policy_set.pk).select_related("history_user"))
+    links = list(
+        apps.get_model("policies", "HistoricalPolicySet_environments")
+        .objects.filter(history__id=policy_set.pk)
+        .values_list("history_id", "environment_id")
+    )
+    slugs = dict(Environment.objects.filter(pk__in={pk for _, pk in links}).values_list("pk", "slug"))
+    attached: dict[int, list[str]] = {}
+    for history_id, environment_id in links:
+        attached.setdefault(history_id, []).append(slugs.get(environment_id, f"#{environment_id}"))
+
+    def shown(field_name, value):
+        if field_name == "params":
+            return params_text(value)
+        if isinstance(value, list):
+            return value_text(sorted(value))
+        return value_text(value) if isinstance(value, bool) else value
+
+    return newest_first(
+        [
+            *history_entries(
+                set_rows,
+                subject="policy set",
+                label=lambda r: r.name,
+                values=shown,
+                m2m={"environments": attached},
+            ),
+            *history_entries(
+                rule_rows,
+                subject="rule",
+                label=lambda r: f"#{r.position + 1} {title_of(r.kind)}",
+                values=shown,
+                skip=frozenset({"policy_set", "position"}),
+            ),
+        ]
     )

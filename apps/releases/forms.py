@@ -126,6 +126,20 @@ class DeployForm(BootstrapForm):
     change_ticket = forms.CharField(
         max_length=200, required=False, help_text="The change ticket reference, where a policy asks for one."
     )
+    override_rules = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Override policy rules",
+        help_text="Failed rules to set aside, as a refusal names them: policy-set/kind, comma-separated "
+        "(needs manage on the environment).",
+    )
+    override_reason = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Justification",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why (recorded, sent to the environment's owners); also overrides the lifecycle.",
+    )
 
     def __init__(self, *args, environments: QuerySet, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -149,4 +163,13 @@ class DeployForm(BootstrapForm):
             "strategy": strategy,
             "strategy_options": {**options, **data["options"]},
             "template": data.get("template"),
+        }
+
+    def request_kwargs(self) -> dict:
+        """What deployment_create takes besides the plan's inputs: the change ticket and overrides."""
+        data = self.cleaned_data
+        return {
+            "change_ticket": data["change_ticket"].strip(),
+            "override_rules": [rule.strip() for rule in data["override_rules"].split(",") if rule.strip()],
+            "override_reason": data["override_reason"].strip(),
         }

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.catalog.selectors import applications_visible_to
-from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError
+from apps.core.errors import NotFound, PermissionDenied, PolicyViolation, ReleaseHubError
 from apps.core.permissions import can
 from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
 from apps.deployments.engine.strategies import describe
@@ -201,9 +201,12 @@ def release_deploy(request, pk: int):
             deployment = deployment_create(
                 actor=request.user,
                 release=release,
-                change_ticket=form.cleaned_data["change_ticket"].strip(),
                 **form.service_kwargs(),
+                **form.request_kwargs(),
             )
+        except PolicyViolation as exc:
+            rules = ", ".join(exc.extra.get("rules", []))
+            messages.error(request, f"Refused by policy ({rules}): {exc.detail}")
         except ReleaseHubError as exc:
             messages.error(request, exc.detail + "".join(f" {m}" for ms in (exc.fields or {}).values() for m in ms))
         else:

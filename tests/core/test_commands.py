@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken, Team, User
 from apps.audit.models import AuditEvent
+from apps.policies.models import PolicySet
 
 
 def test_no_missing_migrations(db):
@@ -53,6 +54,7 @@ def test_ensure_admin_and_seed_demo_are_idempotent(db, monkeypatch):
     assert admin.is_superuser
     assert admin.check_password("s3cret-pass")
     assert Team.objects.count() == 5
+    assert PolicySet.objects.get().tiers == ["production"]  # once, however often it runs
     assert User.objects.get(username="dave").has_perm("audit.view_auditevent")
     assert not User.objects.get(username="alice").has_perm("audit.view_auditevent")
     assert set(User.objects.get(username="bob").groups.values_list("team__slug", flat=True)) == {

@@ -25,6 +25,7 @@ NAVIGATION = [
     ("Approvals", "/approvals/", "Approvals"),
     ("Calendar", "/calendar/", "Calendar"),
     ("Environments", "/environments/", "Environments"),
+    ("Policies", "/policies/", "Policies"),
     ("Inventory", "/inventory/", "Inventory"),
     ("Applications", "/applications/", "Applications"),
     ("Audit", "/audit/", "Audit log"),

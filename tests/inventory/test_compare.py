@@ -19,6 +19,7 @@ from apps.catalog.services import application_grant
 from apps.deployments.services import deployment_create
 from apps.environments.models import MASK, Variable
 from apps.environments.services import environment_grant, environment_update, variable_create
+from apps.policies.services import policy_set_create
 from apps.releases.services import release_create
 from apps.scheduling.services import freeze_create
 from tests.deployments.conftest import RELEASE_DIR, make_template, tarball, wait_for
@@ -122,6 +123,13 @@ def pair(http_server, tmp_path, celery_worker) -> Pair:
     environment_update(actor=None, environment=left, default_template=template)  # PLANTED
     policy = policy_set(  # PLANTED
         actor=None, environment=right, required_approvals=2, eligible_teams=[team], expires_after=timedelta(hours=12)
+    )
+    policy_set_create(  # PLANTED
+        actor=None,
+        slug="right-guard",
+        name="Right guard",
+        environments=[right],
+        rules=[{"kind": "no_freeze"}],
     )
     now = timezone.now()
     freezes = {
@@ -276,6 +284,7 @@ def test_compare_of_two_seeded_environments_lists_exactly_the_planted_difference
         },
         "same": False,
     }
+    assert comparison["policy_sets"] == {"left": [], "right": ["right-guard"], "same": False}
     freezes = comparison["freezes"]
     assert [[f["title"] for f in freezes[side]] for side in ("both", "left", "right")] == [
         ["Year end"],
@@ -309,6 +318,7 @@ def test_compare_of_two_seeded_environments_lists_exactly_the_planted_difference
         "| timezone | UTC | Europe/Berlin |",
         "| requires_booking | False | True |",
         f"| default template | {template} | — |",
+        "| policy sets | — | right-guard |",
     ):
         assert line in lines, line
     assert [line for line in lines if line.startswith("- ")] == [

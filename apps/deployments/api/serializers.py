@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.approvals.models import ApprovalRequest, Decision
+from apps.policies.models import PolicyOverride
 
 from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
 
@@ -100,6 +101,40 @@ class DecisionInputSerializer(serializers.Serializer):
     )
 
 
+class PolicyOverrideSerializer(serializers.ModelSerializer):
+    """Failed policy rules someone who manages the environment let pass for this deployment, and why."""
+
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    effective = serializers.BooleanField(read_only=True, help_text="False while a two-person override waits.")
+
+    class Meta:
+        model = PolicyOverride
+        fields = [
+            "id",
+            "rules",
+            "justification",
+            "requested_by",
+            "requested_at",
+            "needs_confirmation",
+            "confirmed_by",
+            "confirmed_at",
+            "effective",
+        ]
+        read_only_fields = fields
+
+
+class PolicyOverrideInputSerializer(serializers.Serializer):
+    rules = serializers.ListField(
+        child=serializers.CharField(max_length=100), help_text="The rules to override, as `policy-set/kind`."
+    )
+    justification = serializers.CharField(max_length=2000, help_text="Why (recorded; sent to the owners).")
+
+
+class ConfirmOverrideSerializer(serializers.Serializer):
+    override = serializers.IntegerField(help_text="The id of the override waiting for a second person.")
+
+
 class DeploymentDetailSerializer(DeploymentSerializer):
     """One deployment with its plan (secrets as references) and every step run."""
 
@@ -111,8 +146,18 @@ class DeploymentDetailSerializer(DeploymentSerializer):
         read_only=True, help_text="What each policy rule said: at the request, then when it was about to start."
     )
 
+    policy_overrides = PolicyOverrideSerializer(many=True, read_only=True)
+
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "change_ticket", "plan", "policy_results", "approvals", "steps"]
+        fields = [
+            *DeploymentSerializer.Meta.fields,
+            "change_ticket",
+            "plan",
+            "policy_results",
+            "policy_overrides",
+            "approvals",
+            "steps",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(ApprovalSerializer(allow_null=True))
@@ -139,6 +184,12 @@ class DeployRequestSerializer(serializers.Serializer):
     )
     change_ticket = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="The change ticket reference, for policies."
+    )
+    override_rules = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        help_text="Policy rules (`policy-set/kind`, as a 422 names them) to override; `override_reason` says why "
+        "(needs `manage` on the environment; two-person rules wait for a second person to confirm).",
     )
 
 

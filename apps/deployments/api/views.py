@@ -10,6 +10,8 @@ from apps.core.errors import ValidationFailed
 from apps.core.idempotency import idempotent
 from apps.core.viewsets import ServiceViewSet
 from apps.environments.selectors import environments_visible_to
+from apps.policies import services as policies
+from apps.policies.models import PolicyOverride
 from apps.releases import lifecycle
 from apps.releases.selectors import release_for
 
@@ -20,6 +22,7 @@ from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
 from ..selectors import deployments_visible_to, step_runs_of, templates_visible_to
 from .serializers import (
     CommentSerializer,
+    ConfirmOverrideSerializer,
     DecisionInputSerializer,
     DeploymentDetailSerializer,
     DeploymentSerializer,
@@ -28,6 +31,7 @@ from .serializers import (
     DeploymentTemplateWriteSerializer,
     DeployRequestSerializer,
     JustificationSerializer,
+    PolicyOverrideInputSerializer,
     PreviewSerializer,
     PromoteSerializer,
     StepLogSerializer,
@@ -51,11 +55,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if self.action != "list":
             runs = StepRun.objects.order_by("action", "phase", "step", "target_name").defer("log")
             decisions = Decision.objects.select_related("user").order_by("created_at", "id")
+            overrides = PolicyOverride.objects.select_related("requested_by", "confirmed_by")
             qs = (
                 qs.defer(None)
                 .select_related("approval_request")
                 .prefetch_related(
-                    Prefetch("step_runs", queryset=runs), Prefetch("approval_request__decisions", queryset=decisions)
+                    Prefetch("step_runs", queryset=runs),
+                    Prefetch("approval_request__decisions", queryset=decisions),
+                    Prefetch("policy_overrides", queryset=overrides),
                 )
             )
         return qs
@@ -130,6 +137,32 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = JustificationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return self._control(request, services.deployment_override_freeze, reason=data.validated_data["reason"])
+
+    @extend_schema(request=PolicyOverrideInputSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="override-policies")
+    def override_policies(self, request, pk=None):
+        """Override failed policy rules of a deployment that has not started (`manage`, a justification; audited,
+        the owners are told). 400 for a rule that is not overridable or does not apply; a two-person rule waits
+        for `confirm-override` by someone else."""
+        data = PolicyOverrideInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = self.get_object()
+        policies.policy_override(actor=request.user, deployment=deployment, **data.validated_data)
+        return Response(DeploymentDetailSerializer(self.get_queryset().get(pk=deployment.pk)).data)
+
+    @extend_schema(request=ConfirmOverrideSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="confirm-override")
+    def confirm_override(self, request, pk=None):
+        """Confirm a two-person override as the second person (`manage`; 403 for the one who asked for it, 409 if
+        it is in force already)."""
+        data = ConfirmOverrideSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = self.get_object()
+        override = deployment.policy_overrides.filter(pk=data.validated_data["override"]).first()
+        if override is None:
+            raise ValidationFailed(fields={"override": ["No such override of this deployment."]})
+        policies.policy_override_confirm(actor=request.user, override=override)
+        return Response(DeploymentDetailSerializer(self.get_queryset().get(pk=deployment.pk)).data)
 
     @extend_schema(request=CommentSerializer, responses=DeploymentDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -56,6 +56,13 @@ class PolicySetCreateSerializer(serializers.Serializer):
     rules = RuleInputSerializer(many=True, help_text="Each `{kind, params, overridable?, two_person?}`.")
 
 
+class PolicySetUpdateSerializer(PolicySetCreateSerializer):
+    """Any of the fields (not the slug); `rules`, when given, replace the set's rules, rule by rule in order."""
+
+    slug = None
+    active = serializers.BooleanField(required=False, help_text="An inactive set checks nothing.")
+
+
 class EvaluateSerializer(serializers.Serializer):
     """A dry run: what the policies would say of deploying `release` to `environment` (now, or `at`)."""
 

@@ -10,26 +10,42 @@ from apps.releases.selectors import releases_visible_to
 from .. import services
 from ..models import PolicySet
 from ..selectors import policy_sets_visible_to
-from .serializers import EvaluateSerializer, EvaluationSerializer, PolicySetCreateSerializer, PolicySetSerializer
+from .serializers import (
+    EvaluateSerializer,
+    EvaluationSerializer,
+    PolicySetCreateSerializer,
+    PolicySetSerializer,
+    PolicySetUpdateSerializer,
+)
 
 
 class PolicySetViewSet(ServiceViewSet):
-    """Policy sets of environments you may view, of tiers and of all environments. POST needs the global
-    `add_policyset` permission and `manage` on each environment named."""
+    """Policy sets of environments you may view, of tiers and of all environments. POST, PATCH and DELETE need the
+    global `add_policyset`, `change_policyset` or `delete_policyset` permission and `manage` on each environment the
+    set is attached to (before and after a change)."""
 
     queryset = PolicySet.objects.none()
     serializer_class = PolicySetSerializer
     create_serializer_class = PolicySetCreateSerializer
+    update_serializer_class = PolicySetUpdateSerializer
     lookup_field = "slug"
     write_scope = "config:write"
-    http_method_names = ["get", "post", "head", "options"]
 
     def get_queryset(self):
         return policy_sets_visible_to(self.request.user)
 
+    def output(self, policy_set):
+        # Re-read with the rules and environments prefetched.
+        return super().output(self.get_queryset().get(pk=policy_set.pk))
+
     def create_object(self, data):
-        policy_set = services.policy_set_create(actor=self.request.user, **data)
-        return self.get_queryset().get(pk=policy_set.pk)
+        return services.policy_set_create(actor=self.request.user, **data)
+
+    def update_object(self, policy_set, data):
+        return services.policy_set_update(actor=self.request.user, policy_set=policy_set, **data)
+
+    def delete_object(self, policy_set):
+        services.policy_set_delete(actor=self.request.user, policy_set=policy_set)
 
 
 class EvaluateView(views.APIView):

@@ -38,6 +38,8 @@ from apps.environments.services import (
     target_create,
     variable_create,
 )
+from apps.policies.models import PolicySet
+from apps.policies.services import policy_set_create
 from apps.releases.models import Release
 from apps.releases.services import release_create
 from apps.scheduling.models import Booking
@@ -226,6 +228,7 @@ class Command(BaseCommand):
             self._applications(teams, lifecycle)
             self._releases()
             self._approvals(environments, teams)
+            self._policies()
             self._bookings(environments)
         self.stdout.write(
             self.style.SUCCESS(
@@ -425,3 +428,19 @@ class Command(BaseCommand):
                     eligible_teams=[teams["release-managers"]],
                     expires_after=timedelta(days=2),
                 )
+
+    def _policies(self) -> None:
+        """Production takes builds of main and release branches only (not overridable), canary or blue/green."""
+        if not PolicySet.objects.filter(slug="production-guardrails").exists():
+            policy_set_create(
+                actor=None,
+                slug="production-guardrails",
+                name="Production guardrails",
+                description="What every production deployment meets; overrides are for emergencies.",
+                tiers=["production"],
+                rules=[
+                    {"kind": "allowed_branches", "params": {"patterns": ["main", "release/*"]}, "overridable": False},
+                    {"kind": "allowed_strategies", "params": {"strategies": ["canary", "blue_green"]}},
+                    {"kind": "artifact_requirements", "params": {"digest": True}, "two_person": True},
+                ],
+            )
