@@ -50,13 +50,41 @@ def _describe_rules(policy_set: PolicySet) -> None:
 
 
 class DryRunForm(BootstrapForm):
+    """A release (one of the newest the user may view) tried against policy sets; `environments` adds the choice of
+    environment (a policy set's page: any environment, attached or not)."""
+
     release = forms.ModelChoiceField(queryset=None, empty_label="Choose a release…")
+    environment = forms.ModelChoiceField(queryset=None, to_field_name="slug", empty_label="Choose an environment…")
     strategy = forms.ChoiceField(choices=[("", "The environment's default"), *Strategy.choices], required=False)
     change_ticket = forms.CharField(max_length=200, required=False)
 
-    def __init__(self, *args, releases, **kwargs) -> None:
+    def __init__(self, *args, user, environments=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        releases = releases_visible_to(user)
         self.fields["release"].queryset = releases
+        self.fields["release"].choices = [("", "Choose a release…")] + [
+            (release.pk, f"{release.application.name} {release.version}") for release in releases[:RELEASES_OFFERED]
+        ]
+        if environments is None:
+            del self.fields["environment"]
+        else:
+            self.fields["environment"].queryset = environments
+
+    def results(self, user, environment, policy_sets) -> list | None:
+        """What `policy_sets` would say of deploying the chosen release to `environment` now (None: no valid
+        choice yet)."""
+        if not (self.is_bound and self.is_valid()):
+            return None
+        data = self.cleaned_data
+        environment = environment or data["environment"]
+        return evaluate(
+            release=data["release"],
+            environment=environment,
+            strategy=data["strategy"] or environment.default_strategy or Strategy.ALL_AT_ONCE,
+            requester=user,
+            change_ticket=data["change_ticket"].strip(),
+            policy_sets=policy_sets,
+        )
 
 
 @login_required
@@ -64,29 +92,14 @@ def environment_policies(request, slug: str):
     """The policy sets that apply to the environment and, for `?release=`, what they would say now."""
     environment = visible_or_404(request, slug)
     context = tab_context(request, environment, "policies")
-    releases = releases_visible_to(request.user)
-    form = DryRunForm(request.GET or None, releases=releases)
-    form.fields["release"].choices = [("", "Choose a release…")] + [
-        (release.pk, f"{release.application.name} {release.version}") for release in releases[:RELEASES_OFFERED]
-    ]
+    form = DryRunForm(request.GET or None, user=request.user)
     policy_sets = policy_sets_for(environment)
     for policy_set in policy_sets:
         _describe_rules(policy_set)
-    results = None
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        results = evaluate(
-            release=data["release"],
-            environment=environment,
-            strategy=data["strategy"] or environment.default_strategy or Strategy.ALL_AT_ONCE,
-            requester=request.user,
-            change_ticket=data["change_ticket"].strip(),
-            policy_sets=policy_sets,
-        )
     context.update(
         policy_sets=policy_sets,
         form=form,
-        results=results,
+        results=form.results(request.user, environment, policy_sets),
         can_add=request.user.has_perm(services.ADD_PERMISSION),
     )
     return render(request, "policies/environment.html", context)
@@ -129,13 +142,16 @@ def _header_context(request: HttpRequest, policy_set: PolicySet, tab: str) -> di
 
 @login_required
 def policy_set_detail(request, slug: str):
-    """Where the set applies (with links to each environment's Policies tab, for a dry run) and its rules."""
+    """Where the set applies (with links to each environment's Policies tab), its rules, and a dry run of this set
+    alone against a release and any environment."""
     policy_set = _visible(request, slug)
     _describe_rules(policy_set)
     context = _header_context(request, policy_set, "rules")
     visible = set(environments_visible_to(request.user).filter(policy_sets=policy_set).values_list("pk", flat=True))
     for environment in policy_set.environments.all():  # prefetched: the flag stays on these objects
         environment.visible = environment.pk in visible
+    form = DryRunForm(request.GET or None, user=request.user, environments=environments_visible_to(request.user))
+    context.update(form=form, results=form.results(request.user, None, [policy_set]))
     return render(request, "policies/detail.html", context)
 
 

@@ -12,7 +12,7 @@ from apps.accounts.services import team_add_member
 from apps.policies.models import PolicySet
 from tests.e2e.conftest import PASSWORD, expect
 from tests.e2e.test_deployments import navbar, snap
-from tests.factories import make_environment, make_team
+from tests.factories import make_application, make_environment, make_release, make_team, register
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -26,6 +26,8 @@ def test_create_a_policy_set_with_two_rules(page: Page, live_server, sign_in, e2
     e2e_user.user_permissions.add(*Permission.objects.filter(codename__endswith="_policyset"))
     make_environment(team, "shop-prod", name="Shop production", tier="production")
     make_environment(team, "shop-staging", name="Shop staging", tier="staging")
+    application = make_application(team, "shop", name="Shop")
+    make_release(application, [register(application, "2.0.0", by=e2e_user, branch="feature/checkout")])
     sign_in()
 
     navbar(page).get_by_role("link", name="Policies", exact=True).click()
@@ -68,6 +70,13 @@ def test_create_a_policy_set_with_two_rules(page: Page, live_server, sign_in, e2
     expect(page.get_by_test_id("policy-rule").nth(0)).to_contain_text("main, release/*")
     expect(page.get_by_test_id("policy-rule").nth(1)).to_contain_text("two-person override")
     expect(page.get_by_test_id("attached-environment")).to_contain_text("Shop production")
+    dry_run = page.get_by_test_id("dry-run")
+    dry_run.get_by_label("Release").select_option(label="Shop 2.0.0")
+    dry_run.get_by_label("Environment").select_option("shop-prod")
+    dry_run.get_by_role("button", name="Check now").click()
+    expect(page.get_by_test_id("dry-run-results").locator('[data-passed="false"]').first).to_contain_text(
+        "feature/checkout"
+    )
     snap(page, "policy-detail")
     policy_set = PolicySet.objects.get(slug="production")
     assert [rule.kind for rule in policy_set.rules.all()] == ["allowed_branches", "deployment_window"]
