@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db.models import Min, Q
 from jsonschema import Draft202012Validator
 
 from apps.deployments.engine.strategies import DURATION, duration_seconds
@@ -41,6 +41,14 @@ class Context:
     at: datetime
     change_ticket: str = ""
     deployment: Any = None
+    memo: dict = field(default_factory=dict, repr=False)
+
+    def once(self, key, read: Callable[[], Any]) -> Any:
+        """`read()`, called once per evaluation whatever the number of rules asking for `key`: twenty sets of
+        rules cost the queries of one."""
+        if key not in self.memo:
+            self.memo[key] = read()
+        return self.memo[key]
 
 
 @dataclass
@@ -162,7 +170,10 @@ def _require_approvals(params: dict, ctx: Context) -> Outcome:
 
     teams = sorted(params.get("teams", []))
     inputs = {"min": params["min"], "teams": teams}
-    policy = ApprovalPolicy.objects.filter(environment=ctx.environment).prefetch_related("eligible_teams").first()
+    policy = ctx.once(
+        "approval_policy",
+        lambda: ApprovalPolicy.objects.filter(environment=ctx.environment).prefetch_related("eligible_teams").first(),
+    )
     if policy is None or policy.required_approvals < params["min"]:
         have = policy.required_approvals if policy else 0
         return Outcome(
@@ -187,12 +198,15 @@ def _require_booking(params: dict, ctx: Context) -> Outcome:
     from apps.scheduling.models import Booking, BookingStatus  # the calendar builds on deployments
 
     at = ctx.deployment.scheduled_for if ctx.deployment and ctx.deployment.scheduled_for else ctx.at
-    booked = (
-        Booking.objects.filter(
-            environment=ctx.environment, status=BookingStatus.APPROVED, starts_at__lte=at, ends_at__gt=at
-        )
-        .filter(Q(release__isnull=True) | Q(release=ctx.release))
-        .first()
+    booked = ctx.once(
+        "booking",
+        lambda: (
+            Booking.objects.filter(
+                environment=ctx.environment, status=BookingStatus.APPROVED, starts_at__lte=at, ends_at__gt=at
+            )
+            .filter(Q(release__isnull=True) | Q(release=ctx.release))
+            .first()
+        ),
     )
     if booked is None:
         return Outcome(
@@ -208,7 +222,7 @@ def _require_booking(params: dict, ctx: Context) -> Outcome:
 def _no_freeze(params: dict, ctx: Context) -> Outcome:
     from apps.scheduling import freezes  # the calendar builds on deployments
 
-    frozen = freezes.frozen_at(ctx.environment.pk, ctx.at)
+    frozen = ctx.once("freeze", lambda: freezes.frozen_at(ctx.environment.pk, ctx.at))
     if frozen is not None:
         window, ends = frozen
         return Outcome(False, freezes.describe(window, ends) + ".", {"freeze": window.pk}, waitable=True)
@@ -225,7 +239,7 @@ def _no_freeze(params: dict, ctx: Context) -> Outcome:
 def _require_previous_stage(params: dict, ctx: Context) -> Outcome:
     from apps.releases.lifecycle import stages_of
 
-    stages = stages_of(ctx.release)
+    stages = ctx.once("stages", lambda: stages_of(ctx.release))
     index = next(
         (i for i, s in enumerate(stages) if any(e.pk == ctx.environment.pk for e in s.environments.all())), None
     )
@@ -237,13 +251,21 @@ def _require_previous_stage(params: dict, ctx: Context) -> Outcome:
     soak = duration_seconds(params.get("soak", 0))
     inputs: dict[str, Any] = {"stage": previous.name, "soak_seconds": soak}
     finished: dict[str, datetime] = {}
+    succeeded = ctx.once(  # the first success of the release in each environment of the previous stage
+        "previous_stage",
+        lambda: dict(
+            Deployment.objects.filter(
+                release=ctx.release,
+                environment__in=[e.pk for e in previous.environments.all()],
+                status=DeploymentStatus.SUCCEEDED,
+            )
+            .values_list("environment_id")
+            .annotate(first=Min("finished_at"))
+            .order_by()
+        ),
+    )
     for environment in previous.environments.all():
-        first = (
-            Deployment.objects.filter(release=ctx.release, environment=environment, status=DeploymentStatus.SUCCEEDED)
-            .order_by("finished_at")
-            .values_list("finished_at", flat=True)
-            .first()
-        )
+        first = succeeded.get(environment.pk)
         finished[environment.slug] = first
         if first is None:
             return Outcome(
@@ -393,7 +415,7 @@ def _max_concurrent(params: dict, ctx: Context) -> Outcome:
     running = Deployment.objects.filter(environment__slug__in=params["environments"], status__in=ACTIVE_STATUSES)
     if ctx.deployment is not None:
         running = running.exclude(pk=ctx.deployment.pk)
-    count = running.count()
+    count = ctx.once(("running", *sorted(params["environments"])), running.count)
     inputs = {"running": count, "max": params["max"], "environments": params["environments"]}
     if count >= params["max"]:
         return Outcome(
@@ -436,6 +458,12 @@ def _cel():
     import celpy
 
     return celpy.Environment()
+
+
+@lru_cache(maxsize=1024)
+def _program(text: str):
+    """The compiled expression, kept per process (rules are evaluated at every deployment start)."""
+    return _cel().program(_cel().compile(text))
 
 
 def expression_error(text: str) -> str:
@@ -503,8 +531,8 @@ def _expression(params: dict, ctx: Context) -> Outcome:
     inputs = {"expression": params["expression"]}
     result: dict[str, Any] = {}
     try:  # compiling and reading the context happen here; only the evaluation runs against the clock
-        program = _cel().program(_cel().compile(params["expression"]))
-        activation = {name: json_to_cel(value) for name, value in cel_context(ctx).items()}
+        program = _program(params["expression"])
+        activation = ctx.once("cel", lambda: {name: json_to_cel(value) for name, value in cel_context(ctx).items()})
     except celpy.CELParseError as exc:
         return Outcome(False, f"The expression does not compile ({exc.__class__.__name__}); it fails closed.", inputs)
 
