@@ -138,13 +138,22 @@ def _schedule(deployment: Deployment) -> None:
 
 
 def start_next_queued(environment_id: int) -> Deployment | None:
-    """Start the oldest queued deployment of an environment if none is active there. In the caller's
-    transaction; the partial unique index decides races between two starters."""
+    """Start the oldest queued deployment of an environment if none is active there: the ones behind it wait while
+    something holds it. In the caller's transaction; the partial unique index decides races between two starters.
+    While someone else holds the oldest one locked (another starter, an override being recorded), nothing starts:
+    they start it themselves when they are done, or the dispatcher's next look does."""
+    oldest = (
+        Deployment.objects.filter(environment_id=environment_id, status=S.QUEUED)
+        .order_by("queued_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
     candidate = (
         Deployment.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("release__application", "environment")
-        .filter(environment_id=environment_id, status=S.QUEUED)
-        .order_by("queued_at", "id")
+        .select_related("release__application", "environment", "created_by")
+        .filter(pk=oldest, status=S.QUEUED)
         .first()
     )
     if (

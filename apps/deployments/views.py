@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import F, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -38,7 +39,7 @@ from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, 
 from apps.environments.selectors import environments_visible_to
 from apps.inventory.selectors import current_installations
 from apps.policies import services as policies
-from apps.policies.services import NOT_STARTED
+from apps.policies.services import NOT_STARTED, rule_key
 from apps.releases.selectors import release_for
 
 from . import services
@@ -46,7 +47,7 @@ from . import steps as step_kinds
 from .engine.strategies import describe
 from .filters import DeploymentFilterSet
 from .forms import DeploymentTemplateForm, ResumeForm
-from .models import Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
+from .models import ACTIVE_STATUSES, Deployment, DeploymentStatus, DeploymentTemplate, StepRun, StepRunStatus
 from .plans import SECRET_REFERENCE, current_step
 from .selectors import (
     deployment_for,
@@ -216,8 +217,23 @@ def _base_context(request: HttpRequest, deployment: Deployment, tab: str) -> dic
         "digest_short": f"{digest[:12]}…" if digest else "",
         "rollbacks": list(deployments_visible_to(request.user).filter(rollback_of=deployment).order_by("id")),
         "audit_query": urlencode({"object_type": "deployments.deployment", "object_id": deployment.pk}),
+        "ahead": _ahead(deployment),
         **_override_context(request, deployment),
     }
+
+
+def _ahead(deployment: Deployment) -> Deployment | None:
+    """What a queued deployment waits for: the active deployment of its environment, or an older queued one
+    that something holds (a freeze, a policy, an override waiting for its second person)."""
+    if deployment.status != S.QUEUED:
+        return None
+    return (
+        Deployment.objects.filter(environment_id=deployment.environment_id)
+        .filter(Q(status__in=ACTIVE_STATUSES) | Q(status=S.QUEUED, queued_at__lt=deployment.queued_at))
+        .order_by(F("queued_at").asc(nulls_first=True), "id")
+        .only("id", "status", "status_reason")
+        .first()
+    )
 
 
 def _override_context(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
@@ -228,7 +244,7 @@ def _override_context(request: HttpRequest, deployment: Deployment) -> dict[str,
     overrides = list(deployment.policy_overrides.select_related("requested_by", "confirmed_by"))
     may_manage = deployment.status in NOT_STARTED and can(request.user, "manage", deployment.environment)
     failing = {
-        f"{r['policy_set']}/{r['kind']}"
+        rule_key(r["policy_set"], r["kind"])
         for r in deployment.policy_results
         if not r["passed"] and r["overridable"] and not r.get("overridden")
     }

@@ -16,14 +16,14 @@ from .rules import params_text, title_of, value_text
 
 def policy_sets_visible_to(user) -> QuerySet[PolicySet]:
     """Policy sets of all environments or of tiers, and those attached to an environment the user may view;
-    with their rules and environments (three queries)."""
-    visible = environments_visible_to(user).values("pk")
+    with their rules and the environments they are attached to that the user may view (three queries)."""
+    visible = environments_visible_to(user)
     return (
-        PolicySet.objects.filter(Q(all_environments=True) | ~Q(tiers=[]) | Q(environments__in=visible))
+        PolicySet.objects.filter(Q(all_environments=True) | ~Q(tiers=[]) | Q(environments__in=visible.values("pk")))
         .distinct()
         .prefetch_related(
             Prefetch("rules", queryset=Rule.objects.order_by("position")),
-            Prefetch("environments", queryset=Environment.objects.order_by("slug")),
+            Prefetch("environments", queryset=visible.order_by("slug")),
         )
         .order_by("name")
     )
@@ -37,9 +37,10 @@ def environments_to_attach(user, policy_set: PolicySet | None = None) -> QuerySe
     return Environment.objects.filter(Q(pk__in=managed) | Q(pk__in=attached)).order_by("name")
 
 
-def policy_set_history(policy_set: PolicySet) -> list[HistoryEntry]:
+def policy_set_history(policy_set: PolicySet, user) -> list[HistoryEntry]:
     """Every history row of the policy set and of its rules (also deleted ones), newest first; environments by
-    slug, parameters as text. Four queries whatever the rows."""
+    slug (those the user may not view, or deleted, as "hidden"), parameters as text. Four queries whatever the
+    rows."""
     set_rows = list(PolicySet.history.filter(id=policy_set.pk).select_related("history_user"))
     rule_rows = list(Rule.history.filter(policy_set_id=policy_set.pk).select_related("history_user"))
     links = list(
@@ -47,10 +48,12 @@ def policy_set_history(policy_set: PolicySet) -> list[HistoryEntry]:
         .objects.filter(history__id=policy_set.pk)
         .values_list("history_id", "environment_id")
     )
-    slugs = dict(Environment.objects.filter(pk__in={pk for _, pk in links}).values_list("pk", "slug"))
+    slugs = dict(
+        environments_visible_to(user).filter(pk__in={pk for _, pk in links}).order_by().values_list("pk", "slug")
+    )
     attached: dict[int, list[str]] = {}
     for history_id, environment_id in links:
-        attached.setdefault(history_id, []).append(slugs.get(environment_id, f"#{environment_id}"))
+        attached.setdefault(history_id, []).append(slugs.get(environment_id, "hidden"))
 
     def shown(field_name, value):
         if field_name == "params":

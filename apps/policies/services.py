@@ -17,6 +17,7 @@ from apps.audit.services import audit_record
 from apps.core.changes import apply_changes, validated_save
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, PolicyViolation, ValidationFailed
 from apps.core.permissions import ensure_can
+from apps.deployments.models import DeploymentStatus
 from apps.environments.choices import Tier
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
@@ -236,6 +237,11 @@ def policy_sets_for(environment: Environment) -> list[PolicySet]:
     return [s for s in candidates.distinct() if s.all_environments or s.attached or environment.tier in s.tiers]
 
 
+def rule_key(policy_set: str, kind: str) -> str:
+    """How people name a rule: `policy-set/kind`, in 422 bodies and in overrides."""
+    return f"{policy_set}/{kind}"
+
+
 @dataclass
 class Result:
     """One rule's verdict, as stored with a deployment and shown in previews."""
@@ -254,7 +260,7 @@ class Result:
     @property
     def key(self) -> str:
         """How people name the rule: in 422 bodies and in overrides."""
-        return f"{self.policy_set}/{self.kind}"
+        return rule_key(self.policy_set, self.kind)
 
 
 def evaluate(
@@ -378,7 +384,7 @@ def check_start(deployment) -> tuple[list[dict], str, bool]:
 
 # --- Overrides -------------------------------------------------------------------------------------------
 
-NOT_STARTED = ("pending_approval", "scheduled", "queued")
+NOT_STARTED = (DeploymentStatus.PENDING_APPROVAL, DeploymentStatus.SCHEDULED, DeploymentStatus.QUEUED)
 
 
 def _override_checks(actor: User | None, environment: Environment, rules: list[str], justification: str) -> bool:
@@ -390,7 +396,7 @@ def _override_checks(actor: User | None, environment: Environment, rules: list[s
     applicable: dict[str, list[Rule]] = {}
     for policy_set in policy_sets_for(environment):
         for rule in policy_set.rules.all():
-            applicable.setdefault(f"{policy_set.slug}/{rule.kind}", []).append(rule)
+            applicable.setdefault(rule_key(policy_set.slug, rule.kind), []).append(rule)
     errors: dict[str, list[str]] = {}
     if not justification.strip():
         errors["justification"] = ["Say why these rules may be set aside: it is recorded and sent to the owners."]
@@ -407,7 +413,7 @@ def _override_checks(actor: User | None, environment: Environment, rules: list[s
     return any(rule.two_person for key in rules for rule in applicable[key])
 
 
-def _overridden(deployment, override: PolicyOverride, verb: str, actor: User | None) -> None:
+def _record_override(deployment, override: PolicyOverride, verb: str, actor: User | None) -> None:
     """Record what an override changed: the stored results, the audit trail, the owners told, and a start."""
     from apps.deployments.services import start_next_queued  # deployments call the policies, not the reverse
     from apps.notifications.services import notify
@@ -418,7 +424,7 @@ def _overridden(deployment, override: PolicyOverride, verb: str, actor: User | N
             if (
                 not result["passed"]
                 and result["overridable"]
-                and f"{result['policy_set']}/{result['kind']}" in override.rules
+                and rule_key(result["policy_set"], result["kind"]) in override.rules
             ):
                 result["overridden"] = True
         deployment.save(update_fields=["policy_results", "updated_at"])
@@ -448,7 +454,7 @@ def _overridden(deployment, override: PolicyOverride, verb: str, actor: User | N
         recipients=User.objects.filter(groups__team=environment.owner_team_id, is_active=True),
         data={"deployment": deployment.pk, "rules": override.rules, "effective": override.effective},
     )
-    if override.effective and deployment.status == "queued":
+    if override.effective and deployment.status == DeploymentStatus.QUEUED:
         start_next_queued(environment.pk)
 
 
@@ -482,7 +488,7 @@ def policy_override(*, actor: User | None, deployment, rules: list[str], justifi
             needs_confirmation=needs_confirmation,
         )
         verb = "policy.override_requested" if needs_confirmation else "policy.overridden"
-        _overridden(deployment, override, verb, actor)
+        _record_override(deployment, override, verb, actor)
     return override
 
 
@@ -499,5 +505,5 @@ def policy_override_confirm(*, actor: User, override: PolicyOverride) -> PolicyO
             raise Conflict("This override is in force already.")
         override.confirmed_by, override.confirmed_at = actor, timezone.now()
         override.save(update_fields=["confirmed_by", "confirmed_at"])
-        _overridden(deployment, override, "policy.override_confirmed", actor)
+        _record_override(deployment, override, "policy.override_confirmed", actor)
     return override

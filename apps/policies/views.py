@@ -17,10 +17,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from apps.core.errors import PermissionDenied, ReleaseHubError, ValidationFailed
+from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError, ValidationFailed
 from apps.core.forms import BootstrapForm
 from apps.core.ui import form_add_domain_error
 from apps.deployments.models import Strategy
+from apps.environments.models import Environment
 from apps.environments.selectors import environments_visible_to
 from apps.environments.views import tab_context, visible_or_404
 from apps.releases.selectors import releases_visible_to
@@ -115,9 +116,13 @@ def _visible(request: HttpRequest, slug: str) -> PolicySet:
 
 def _refusal(request: HttpRequest, action: str, policy_set: PolicySet | None = None) -> str:
     """Why the user may not `action` ("add", "change", "delete") the set; "" when they may (the service's rule,
-    which decides again when the form is posted)."""
+    which decides again when the form is posted). All the environments it is attached to count, also those the
+    user may not view (the prefetched ones are only the others)."""
+    attached = Environment.objects.filter(policy_sets=policy_set) if policy_set else []
     try:
-        services.ensure_may(request.user, action, policy_set.environments.all() if policy_set else [])
+        services.ensure_may(request.user, action, attached)
+    except NotFound:
+        return f"You may not {action} this set: it is attached to environments you may not view."
     except ReleaseHubError as exc:
         return exc.detail
     return ""
@@ -147,9 +152,6 @@ def policy_set_detail(request, slug: str):
     policy_set = _visible(request, slug)
     _describe_rules(policy_set)
     context = _header_context(request, policy_set, "rules")
-    visible = set(environments_visible_to(request.user).filter(policy_sets=policy_set).values_list("pk", flat=True))
-    for environment in policy_set.environments.all():  # prefetched: the flag stays on these objects
-        environment.visible = environment.pk in visible
     form = DryRunForm(request.GET or None, user=request.user, environments=environments_visible_to(request.user))
     context.update(form=form, results=form.results(request.user, None, [policy_set]))
     return render(request, "policies/detail.html", context)
@@ -159,7 +161,7 @@ def policy_set_detail(request, slug: str):
 def policy_set_history_tab(request, slug: str):
     """Who changed the set or its rules, when, through which channel, and what."""
     policy_set = _visible(request, slug)
-    page = Paginator(policy_set_history(policy_set), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(policy_set_history(policy_set, request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     context = _header_context(request, policy_set, "history")
     context.update(page=page, audit_query=f"object_type=policies.policyset&object_id={policy_set.pk}")
     return render(request, "policies/history.html", context)
@@ -275,7 +277,7 @@ def policy_set_create(request):
 def policy_set_edit(request, slug: str):
     """The editor for an existing set, its rules in order; saving replaces them (services.policy_set_update)."""
     policy_set = _visible(request, slug)
-    if request.method != "POST" and (refusal := _refusal(request, "change", policy_set)):
+    if refusal := _refusal(request, "change", policy_set):
         messages.error(request, refusal)
         return redirect("policies:detail", slug=slug)
 

@@ -96,6 +96,16 @@ def test_a_dry_run_needs_what_one_may_see(scene):
     )
     assert run.status_code == 400
     assert set(run.json()["fields"]) == {"release", "environment"}
+    unknown = stranger.post(
+        "/api/v1/policies/evaluate/", {"release": 999999, "environment": "nowhere"}, format="json"
+    ).json()
+    hidden = run.json()  # the same words as for what does not exist: nothing tells one from the other
+    assert [m.replace(str(scene["release"].pk), "N") for m in hidden["fields"]["release"]] == [
+        m.replace("999999", "N") for m in unknown["fields"]["release"]
+    ]
+    assert [m.replace(scene["production"].slug, "S") for m in hidden["fields"]["environment"]] == [
+        m.replace("nowhere", "S") for m in unknown["fields"]["environment"]
+    ]
 
 
 def make_user_client():

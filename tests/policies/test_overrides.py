@@ -133,17 +133,24 @@ def test_a_two_person_override_waits_for_a_second_manager(world, celery_worker):
     assert (override["needs_confirmation"], override["effective"]) == (True, False)
     assert AuditEvent.objects.filter(verb="policy.override_requested").exists()
 
+    behind = _api(second).post(s.url, {**s.body, "change_ticket": "CHG-1"}, format="json")
+    assert behind.status_code == 201, behind.json()
+    assert (behind.json()["status"], behind.json()["status_reason"]) == ("queued", "")  # the queue keeps its order
+    page = Client()
+    page.force_login(second)
+    waiting = page.get(f"/deployments/{behind.json()['id']}/").content.decode()
+    assert f'Queued behind <a class="alert-link" href="/deployments/{deployment.pk}/">#{deployment.pk}</a>' in waiting
+
     confirm = f"/api/v1/deployments/{deployment.pk}/confirm-override/"
     assert _api(first).post(confirm, {"override": override["id"]}).status_code == 403  # not by the same person
     assert _api(s.developer).post(confirm, {"override": override["id"]}).status_code == 403  # nor without manage
-    assert Deployment.objects.get().status == "queued"
+    assert Deployment.objects.get(pk=deployment.pk).status == "queued"
 
-    page = Client()
-    page.force_login(second)
     html = page.get(f"/deployments/{deployment.pk}/").content.decode()
     assert 'data-testid="confirm-override"' in html
     page.post(f"/deployments/{deployment.pk}/overrides/{override['id']}/confirm/")
     assert wait_for(deployment).status == "succeeded"
+    assert wait_for(Deployment.objects.get(pk=behind.json()["id"])).status == "succeeded"
     confirmed = AuditEvent.objects.get(verb="policy.override_confirmed")
     assert (confirmed.actor, confirmed.details["confirmed_by"]) == (second, "manager-b")
     again = _api(second).post(confirm, {"override": override["id"]})

@@ -8,6 +8,7 @@ nothing. Rule errors appear next to the rule they are about.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -156,8 +157,13 @@ def test_the_detail_shows_where_it_applies_and_its_rules_readably(client, user, 
     client.force_login(user)  # may change sets, manages prod but not lab
     page = html(client.get("/policies/guardrails/"))
     assert 'href="/environments/lab/policies/"' not in page
-    assert "not visible to you" in page
+    assert not re.search(r"\blab\b", page, re.IGNORECASE)  # an environment one may not view is not named
     assert 'href="/policies/guardrails/edit/"' not in page
+    refused = client.get("/policies/guardrails/edit/", follow=True)
+    assert "attached to environments you may not view" in html(refused)
+    history = html(client.get("/policies/guardrails/history/"))
+    assert not re.search(r"\blab\b", history, re.IGNORECASE)
+    assert "hidden" in history
 
 
 def test_a_set_one_may_not_see_is_a_404_on_every_page(client, scene):

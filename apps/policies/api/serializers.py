@@ -2,9 +2,43 @@ from rest_framework import serializers
 
 from apps.environments.choices import Tier
 from apps.environments.models import Environment
+from apps.environments.selectors import environments_visible_to
 from apps.releases.models import Release
+from apps.releases.selectors import releases_visible_to
 
 from ..models import PolicySet, Rule
+from ..selectors import policy_sets_visible_to
+
+
+class _VisibleToCaller:
+    """A related field that finds only what the caller (context["request"].user) may view: an invisible object and
+    an unknown one get the same answer."""
+
+    visible_to = None
+
+    def get_queryset(self):
+        return type(self).visible_to(self.context["request"].user)
+
+
+class VisibleEnvironment(_VisibleToCaller, serializers.SlugRelatedField):
+    visible_to = staticmethod(environments_visible_to)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(slug_field="slug", queryset=Environment.objects.none(), **kwargs)
+
+
+class VisibleRelease(_VisibleToCaller, serializers.PrimaryKeyRelatedField):
+    visible_to = staticmethod(releases_visible_to)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(queryset=Release.objects.none(), **kwargs)
+
+
+class VisiblePolicySet(_VisibleToCaller, serializers.SlugRelatedField):
+    visible_to = staticmethod(policy_sets_visible_to)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(slug_field="slug", queryset=PolicySet.objects.none(), **kwargs)
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -48,9 +82,7 @@ class PolicySetCreateSerializer(serializers.Serializer):
     slug = serializers.SlugField(max_length=50)
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    environments = serializers.SlugRelatedField(
-        slug_field="slug", many=True, queryset=Environment.objects.all(), required=False, default=list
-    )
+    environments = VisibleEnvironment(many=True, required=False, default=list)
     tiers = serializers.ListField(child=serializers.ChoiceField(choices=Tier.choices), required=False, default=list)
     all_environments = serializers.BooleanField(required=False, default=False)
     rules = RuleInputSerializer(many=True, help_text="Each `{kind, params, overridable?, two_person?}`.")
@@ -66,14 +98,12 @@ class PolicySetUpdateSerializer(PolicySetCreateSerializer):
 class EvaluateSerializer(serializers.Serializer):
     """A dry run: what the policies would say of deploying `release` to `environment` (now, or `at`)."""
 
-    release = serializers.PrimaryKeyRelatedField(queryset=Release.objects.all())
-    environment = serializers.SlugRelatedField(slug_field="slug", queryset=Environment.objects.all())
+    release = VisibleRelease()
+    environment = VisibleEnvironment()
     strategy = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
     change_ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    policy_set = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=PolicySet.objects.all(),
+    policy_set = VisiblePolicySet(
         required=False,
         allow_null=True,
         default=None,
@@ -89,6 +119,7 @@ class ResultSerializer(serializers.Serializer):
     message = serializers.CharField()
     inputs = serializers.DictField()
     waitable = serializers.BooleanField(help_text="A failure that time may cure: the deployment would wait.")
+    overridden = serializers.BooleanField(help_text="Failed, and overridden for this deployment.")
     overridable = serializers.BooleanField()
     two_person = serializers.BooleanField()
 

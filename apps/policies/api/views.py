@@ -2,10 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import views
 from rest_framework.response import Response
 
-from apps.core.errors import ValidationFailed
 from apps.core.viewsets import ServiceViewSet
-from apps.environments.selectors import environments_visible_to
-from apps.releases.selectors import releases_visible_to
 
 from .. import services
 from ..models import PolicySet
@@ -34,6 +31,9 @@ class PolicySetViewSet(ServiceViewSet):
     def get_queryset(self):
         return policy_sets_visible_to(self.request.user)
 
+    def input_serializer(self, serializer_class, **kwargs):
+        return super().input_serializer(serializer_class, context={"request": self.request}, **kwargs)
+
     def output(self, policy_set):
         # Re-read with the rules and environments prefetched.
         return super().output(self.get_queryset().get(pk=policy_set.pk))
@@ -55,19 +55,10 @@ class EvaluateView(views.APIView):
 
     @extend_schema(request=EvaluateSerializer, responses=EvaluationSerializer)
     def post(self, request):
-        data = EvaluateSerializer(data=request.data)
+        data = EvaluateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        errors = {}
-        if not releases_visible_to(request.user).filter(pk=values["release"].pk).exists():
-            errors["release"] = ["No such release."]
-        if not environments_visible_to(request.user).filter(pk=values["environment"].pk).exists():
-            errors["environment"] = ["No such environment."]
         chosen = values["policy_set"]
-        if chosen is not None and not policy_sets_visible_to(request.user).filter(pk=chosen.pk).exists():
-            errors["policy_set"] = ["No such policy set."]
-        if errors:
-            raise ValidationFailed(fields=errors)
         environment = values["environment"]
         results = services.evaluate(
             release=values["release"],
