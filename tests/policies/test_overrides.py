@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.db import transaction
 from django.test import Client
 
 from apps.accounts.services import team_add_member
@@ -200,7 +201,8 @@ def test_a_deployment_refused_when_it_would_start_fails_and_does_not_block_its_r
         environments=[s.environment],
         rules=[CANARY_ONLY],
     )
-    start_next_queued(s.environment.pk)  # what the dispatcher does at its next look
+    with transaction.atomic():  # what the dispatcher does at its next look
+        start_next_queued(s.environment.pk)
     deployment.refresh_from_db()
     assert deployment.status == "failed"
     assert deployment.status_reason.startswith("Refused by policy:")
@@ -209,3 +211,24 @@ def test_a_deployment_refused_when_it_would_start_fails_and_does_not_block_its_r
     retry = _api(s.deployer).post(f"/api/v1/deployments/{deployment.pk}/retry/")
     assert retry.status_code == 409
     assert "never started" in retry.json()["detail"]
+
+
+def test_the_deploy_form_names_the_refused_rules_and_takes_an_override(world, celery_worker):
+    s = world(CANARY_ONLY)
+    page = Client()
+    page.force_login(s.managers[0])
+    url = f"/releases/{s.releases['1.0.0'].pk}/deploy/"
+    form = {
+        "environment": s.environment.slug,
+        "template": s.template.slug,
+        "strategy": "all_at_once",
+        "health_gate": "on",
+        "options": "{}",
+    }
+    refused = page.post(url, form, follow=True).content.decode()
+    assert "Refused by policy (guard/allowed_strategies)" in refused
+    assert not Deployment.objects.exists()
+    page.post(url, {**form, "override_rules": " guard/allowed_strategies ", "override_reason": "Canary tooling down."})
+    deployment = Deployment.objects.get()
+    assert deployment.policy_overrides.get().justification == "Canary tooling down."
+    assert wait_for(deployment).status == "succeeded"
