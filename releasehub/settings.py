@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.policies",
     "apps.notifications",
+    "apps.configcode",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.scheduling.api.urls")),
     path("", include("apps.policies.api.urls")),
+    path("", include("apps.configcode.api.urls")),
 ]
 
 urlpatterns = [
