@@ -3,8 +3,6 @@ when it would start (it waits while time may help) — also deployments that CD 
 
 from __future__ import annotations
 
-import hashlib
-import time
 from datetime import UTC, datetime
 
 from django.test import Client
@@ -18,7 +16,9 @@ from apps.deployments.services import deployment_create
 from apps.environments.services import lifecycle_create
 from apps.policies.rules import WEEKDAYS
 from apps.policies.services import policy_set_create
-from tests.deployments.conftest import RELEASE_DIR, make_template, tarball, wait_for
+from tests.core.test_worker import wait_for as wait_for_worker
+from tests.deployments.conftest import RELEASE_DIR, make_template, wait_for
+from tests.deployments.test_cd_flow import register_build
 from tests.factories import bearer_client, make_application, make_environment, make_target, make_team, make_user
 
 
@@ -48,47 +48,20 @@ def _production(http_server, tmp_path):
     return {"ci": ci, "admin": admin, "production": production}
 
 
-def _register(world, http_server, version: str, branch: str) -> None:
-    body = tarball(version)
-    http_server.files[f"/shop-{version}.tar.gz"] = body
-    response = bearer_client(world["ci"], scopes=("artifacts:write", "read")).post(
-        "/api/v1/artifacts/",
-        {
-            "application": "shop",
-            "version": version,
-            "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
-            "uri": f"{http_server.url}/shop-{version}.tar.gz",
-            "branch": branch,
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-
-
-def _eventually(condition, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("never happened")
-
-
 def test_a_cd_deployment_of_a_feature_branch_to_production_is_refused_and_one_of_main_goes(
     http_server, tmp_path, celery_worker
 ):
     world = _production(http_server, tmp_path)
-    _register(world, http_server, "1.0.0-feature", "feature/login")
-    failed = _eventually(lambda: AuditEvent.objects.filter(verb="promotion.failed").first())
+    register_build(world, http_server, "1.0.0-feature", "feature/login")
+    failed = wait_for_worker(lambda: AuditEvent.objects.filter(verb="promotion.failed").first(), timeout=30)
     assert (
         "Built from a branch not allowed here (main, release/*): 1.0.0-feature (feature/login)."
         in (failed.details["error"])
     )
     assert not Deployment.objects.exists()
 
-    _register(world, http_server, "1.0.0", "main")
-    deployment = _eventually(lambda: Deployment.objects.first())
+    register_build(world, http_server, "1.0.0", "main")
+    deployment = wait_for_worker(lambda: Deployment.objects.first(), timeout=30)
     assert wait_for(deployment).status == "succeeded"
     deployment.refresh_from_db()
     assert [(r["kind"], r["passed"]) for r in deployment.policy_results] == [("allowed_branches", True)]
