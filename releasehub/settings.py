@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "apps.policies",
     "apps.notifications",
     "apps.configcode",
+    "apps.gitops",
 ]
 
 MIDDLEWARE = [

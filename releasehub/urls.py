@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("apps.scheduling.api.urls")),
     path("", include("apps.policies.api.urls")),
     path("", include("apps.configcode.api.urls")),
+    path("", include("apps.gitops.api.urls")),
 ]
 
 urlpatterns = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("", include("apps.inventory.urls")),
     path("", include("apps.policies.urls")),
+    path("", include("apps.gitops.urls")),
     path("environments/", include("apps.environments.urls")),
     path("applications/", include("apps.catalog.urls")),
     path("releases/", include("apps.releases.urls")),

@@ -194,6 +194,9 @@ class StepRun(models.Model):
     message = models.TextField(blank=True)
     log = models.TextField(blank=True)
     state = models.JSONField(default=dict, blank=True)
+    # Webhook deliveries for a waiting step, oldest first (apps.gitops.services.webhook_receive). Only that
+    # service writes it and the engine never does, so a delivery that lands while the step runs is kept.
+    signals = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["deployment", "action", "phase", "step", "target_name"]

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jsonschema import Draft202012Validator
 
 from apps.core.errors import ValidationFailed
+from apps.gitops.models import EnvironmentRepository
 
 from . import steps as step_kinds
 from .engine import strategies
@@ -30,6 +31,7 @@ from .steps.switch_traffic import HOOK_KINDS
 PLAN_FORMAT = 2  # 2: phases name their steps
 SECRET_REFERENCE = re.compile(r"⟦secret:([A-Za-z_][A-Za-z0-9_]*)⟧")
 MAX_STEPS = 50
+GITOPS_KIND = "gitops_commit"
 
 
 def secret_reference(name: str) -> str:
@@ -174,6 +176,11 @@ def _syntax_errors(value: Any) -> list[str]:
     return []
 
 
+def template_syntax_errors(text: str) -> list[str]:
+    """Jinja2 syntax errors in a template text (an environment repository's manifest), [] when it parses."""
+    return _syntax_errors(text)
+
+
 # --- Rendering ---------------------------------------------------------------------------------------
 
 
@@ -204,17 +211,21 @@ def _coerce(schema: dict, params: dict) -> dict:
     return coerced
 
 
-def render_step(step: dict, scope: dict[str, Any], *, where: str) -> dict:
-    """One step's parameters rendered for one target (or a batch) and validated. Raises ValidationFailed."""
-    kind = step_kinds.get(step["kind"])
+def _rendered(value: Any, scope: dict[str, Any], where: str) -> Any:
+    """`value` rendered; a template error is a ValidationFailed that names `where` and the problem."""
     try:
-        params = _render(step["params"], scope)
+        return _render(value, scope)
     except UndefinedError as exc:
         raise ValidationFailed(f"{where}: {exc.message}.", fields={"template": [f"{where}: {exc.message}."]}) from exc
     except Exception as exc:  # syntax, sandbox and expression errors ({{ 1 / 0 }}) alike
         message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
         raise ValidationFailed(f"{where}: {message}", fields={"template": [f"{where}: {message}"]}) from exc
-    params = _coerce(kind.schema, params)
+
+
+def render_step(step: dict, scope: dict[str, Any], *, where: str) -> dict:
+    """One step's parameters rendered for one target (or a batch) and validated. Raises ValidationFailed."""
+    kind = step_kinds.get(step["kind"])
+    params = _coerce(kind.schema, _rendered(step["params"], scope, where))
     problems = _schema_errors(kind.schema, params, templated_ok=False)
     if problems:
         raise ValidationFailed(
@@ -352,6 +363,14 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
     (named in the error), parameters invalid once rendered.
     """
     options = strategies.normalize_options(strategy, strategy_options)
+    repository = EnvironmentRepository.objects.filter(environment=environment).first()
+    if repository is not None:
+        return _pull_plan(release, environment, template_version, {"name": strategy, **options}, repository)
+    if any(step["kind"] == GITOPS_KIND for step in template_version.steps):
+        raise ValidationFailed(
+            f"{environment.name} has no environment repository, so its template cannot commit to one.",
+            fields={"template": [f"gitops_commit needs {environment.name} in pull mode: give it a repository."]},
+        )
     targets = sorted(environment.targets.all(), key=lambda t: t.name)
     if not targets:
         raise ValidationFailed(
@@ -445,6 +464,92 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
         "steps": plan_steps,
         "phases": phases,
         "targets": per_target,
+    }
+
+
+def _repository_params(repository, environment) -> dict[str, Any]:
+    """The environment repository as the gitops_commit step needs it, credentials as secret references."""
+    secrets = set(environment.variables.filter(secret=True, target__isnull=True).values_list("name", flat=True))
+    for field in ("credential_variable", "api_token_variable"):
+        name = getattr(repository, field)
+        if name and name not in secrets:
+            raise ValidationFailed(
+                f"The repository's {field.replace('_', ' ')} {name} is not a secret variable of {environment.name}.",
+                fields={"repository": [f"Add the secret variable {name} to {environment.name}, or change the name."]},
+            )
+    reference = {f: secret_reference(getattr(repository, f"{f}_variable")) for f in ("credential", "api_token")}
+    return {
+        "url": repository.url,
+        "branch": repository.branch,
+        "path": repository.path,
+        "mode": repository.mode,
+        "provider": repository.provider,
+        "api_url": repository.api_url,
+        "project": repository.project,
+        "credential": reference["credential"] if repository.credential_variable else "",
+        "api_token": reference["api_token"] if repository.api_token_variable else "",
+        "health_url": repository.health_url,
+        "sync_timeout": repository.sync_timeout,
+        "poll_interval": repository.poll_interval,
+    }
+
+
+def _pull_plan(release, environment, template_version, strategy: dict, repository) -> dict:
+    """Pull mode: the operator rolls the release out, so the plan is the template's batch steps, its
+    gitops_commit step carrying the repository and the manifest rendered for this release. The environment's
+    targets (the clusters the operator applies to) are recorded in the inventory once the sync is confirmed."""
+    where = f"{environment.name} is in pull mode"
+    steps = template_version.steps
+    for index, step in enumerate(steps, start=1):
+        if step_kinds.get(step["kind"]).scope != "batch":
+            raise ValidationFailed(
+                f"{where}: step {index} ({step['name']}) runs on targets, which the GitOps operator deploys.",
+                fields={
+                    "template": [f"Step {index} ({step['name']}): use gitops_commit, wait or manual_intervention."]
+                },
+            )
+    if not any(step["kind"] == GITOPS_KIND for step in steps):
+        raise ValidationFailed(
+            f"{where}: its template needs a gitops_commit step.",
+            fields={"template": ["Add a gitops_commit step, or choose a template that has one."]},
+        )
+    release_info, environment_info = _release_info(release), _environment_info(environment)
+    targets = sorted(environment.targets.all(), key=lambda t: t.name)
+    shared, _ = _variables(environment, targets)
+    scope = {
+        **_base_scope(release_info, environment_info),
+        "var": Scope("var", shared),
+        "targets": [_target_info(target) for target in targets],
+    }
+    manifest = _rendered(repository.manifest_template, scope, "The manifest template")
+    if len(manifest) > MAX_RENDERED:
+        raise ValidationFailed(
+            f"The manifest is longer than {MAX_RENDERED} characters.",
+            fields={"template": ["The manifest is too long."]},
+        )
+    if secret := SECRET_REFERENCE.search(manifest):
+        raise ValidationFailed(
+            f"The manifest template uses the secret variable {secret.group(1)}: secrets are never written to a "
+            "repository. Let the operator provide it (Sealed Secrets, SOPS, External Secrets).",
+            fields={"template": [f"The manifest uses the secret variable {secret.group(1)}."]},
+        )
+    plan_steps = []
+    for index, step in enumerate(steps):
+        entry = _entry(step)
+        entry["params"] = render_step(step, scope, where=f"Step {index + 1} ({step['name']})")
+        if step["kind"] == GITOPS_KIND:
+            entry["params"].update(repository=_repository_params(repository, environment), manifest=manifest)
+        plan_steps.append(entry)
+    names = [target.name for target in targets]
+    return {
+        "format": PLAN_FORMAT,
+        "release": release_info,
+        "environment": environment_info,
+        "template": {"slug": template_version.template.slug, "version": template_version.number},
+        "strategy": strategy,
+        "steps": plan_steps,
+        "phases": [{"name": f"Commit to {repository.branch}", "targets": names, "steps": list(range(len(steps)))}],
+        "targets": {t.name: {**_target_info(t), "variables": {}, "params": [None] * len(steps)} for t in targets},
     }
 
 

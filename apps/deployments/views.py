@@ -37,6 +37,7 @@ from apps.core.errors import NotFound, PermissionDenied, ReleaseHubError, Valida
 from apps.core.permissions import can
 from apps.core.ui import call_service, form_add_domain_error, page_or_fragment, query_without_page
 from apps.environments.selectors import environments_visible_to
+from apps.gitops.cards import gitops_cards
 from apps.inventory.selectors import current_installations
 from apps.policies import services as policies
 from apps.policies.services import NOT_STARTED, rule_key
@@ -478,6 +479,7 @@ def _live_context(request: HttpRequest, deployment: Deployment, feedback: dict |
     runs = list(step_runs_of(deployment))
     context.update(_progress(deployment, runs), live=not deployment.is_final)
     context["rollout"] = _rollout(deployment, runs)
+    context["gitops"] = gitops_cards(deployment.plan, runs)  # pull mode: the repository, commit and sync
     context["approval"] = _approval(request, deployment, feedback)
     return context
 

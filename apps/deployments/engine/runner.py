@@ -24,8 +24,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from apps.approvals.models import Decision, Verdict
 from apps.core import crypto
 from apps.environments.models import Variable
 from apps.environments.services import traffic_switched
@@ -208,6 +210,23 @@ def _secrets(deployment: Deployment) -> dict[tuple[int | None, str], str]:
     }
 
 
+def _person(user) -> dict[str, str] | None:
+    if user is None:
+        return None
+    return {"name": user.get_full_name() or user.username, "email": user.email or f"{user.username}@users.invalid"}
+
+
+def _deployment_info(deployment: Deployment) -> dict[str, Any]:
+    """Who asked for the deployment and who approved its plan (steps that write history, such as gitops_commit)."""
+    decisions = Decision.objects.filter(request__deployment=deployment, verdict=Verdict.APPROVE).select_related("user")
+    return {
+        "id": deployment.pk,
+        "url": settings.RELEASEHUB_BASE_URL + reverse("deployments:detail", args=[deployment.pk]),
+        "requested_by": _person(deployment.created_by),
+        "approvers": [_person(decision.user) for decision in decisions.order_by("created_at", "id")],
+    }
+
+
 def _substitute(value: Any, lookup) -> Any:
     if isinstance(value, dict):
         return {key: _substitute(item, lookup) for key, item in value.items()}
@@ -282,11 +301,18 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
         ctx = _context(deployment, kind.name, target, params, state, secrets)
         ctx.log = log
         ctx.checkpoint = lambda state: StepRun.objects.filter(pk=run.pk).update(state=state)
+        ctx.signals = run.signals
+        if kind.name == "gitops_commit":
+            ctx.deployment = _deployment_info(deployment)
         result = kind.rollback(ctx) if rollback_state is not None else kind.run(ctx)
     except Exception as exc:  # a failing step must not kill the engine; the log says what happened
         message = f"{type(exc).__name__}: {log.mask(str(exc))}"
         logger.warning("deployment %s: step %s raised %s", deployment.pk, run.name, message)  # no traceback: secrets
         result = steps.StepResult(steps.StepStatus.FAILED, message)
+    if result.status == R.WAITING and rollback_state is None:
+        arrived = StepRun.objects.filter(pk=run.pk).values_list("signals", flat=True).first() or []
+        if len(arrived) > len(run.signals):  # a webhook came while it ran: run it again at once
+            result.resume_at = timezone.now()
     if result.message:
         log(result.message)
     run.log = log.text

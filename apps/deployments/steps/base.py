@@ -51,6 +51,10 @@ class StepContext:
     # of an interrupted step finds it in `state`.
     checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
     now: Callable[[], datetime] | None = None  # clock (timezone-aware UTC); None means timezone.now
+    # {"id", "url", "requested_by": {"name", "email"} | None, "approvers": [{"name", "email"}]}
+    deployment: dict[str, Any] = field(default_factory=dict)
+    # What arrived from outside for this waiting step (apps.gitops webhooks), oldest first: [{"kind", ...}]
+    signals: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StepKind:

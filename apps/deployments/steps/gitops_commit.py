@@ -1,0 +1,226 @@
+"""`gitops_commit`: write the release's manifest to the environment repository, then wait until the pull
+request (if any) is merged and the GitOps operator reports the sync.
+
+The plan carries the environment repository's settings and the rendered manifest (apps.deployments.plans),
+so approvers see the exact file that will be committed. The step runs more than once: the first run commits
+(and opens the pull request); later runs, woken by polling or by a webhook (apps.gitops.services), read the
+signals that arrived, the provider's API and the health URL, until merged and synced, closed, or timed out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+
+from apps.gitops import git, providers
+
+from ._util import SCHEMA_DIALECT, http_session, now, read_body
+from .base import StepContext, StepKind, StepResult, StepStatus, register
+
+REPOSITORY: dict[str, Any] = {
+    "type": "object",
+    "description": "Set by the plan from the environment's repository.",
+    "properties": {
+        "url": {"type": "string"},
+        "branch": {"type": "string"},
+        "path": {"type": "string"},
+        "mode": {"enum": ["push", "pull_request"]},
+        "provider": {"type": "string"},
+        "api_url": {"type": "string"},
+        "project": {"type": "string"},
+        "credential": {"type": "string"},
+        "api_token": {"type": "string"},
+        "health_url": {"type": "string"},
+        "sync_timeout": {"type": "integer"},
+        "poll_interval": {"type": "integer"},
+    },
+}
+
+
+def short(sha: str) -> str:
+    return sha[:12]
+
+
+def _person(person: dict | None) -> str:
+    return f"{person['name']} <{person['email']}>" if person else "ReleaseHub"
+
+
+def commit_message(ctx: StepContext) -> str:
+    """Names the release, the deployment and the approvers, so the repository's log is an audit trail too."""
+    release, environment, deployment = ctx.release, ctx.environment, ctx.deployment
+    lines = [
+        f"Deploy {release['application']} {release['version']} to {environment['name']}",
+        "",
+        f"Release: {release['application']} {release['version']}",
+        f"Deployment: #{deployment.get('id', '?')} {deployment.get('url', '')}".rstrip(),
+        f"Requested-by: {_person(deployment.get('requested_by'))}",
+    ]
+    lines += [f"Approved-by: {_person(person)}" for person in deployment.get("approvers", [])]
+    return "\n".join(lines) + "\n"
+
+
+@register
+class GitopsCommit(StepKind):
+    name = "gitops_commit"
+    title = "Commit to the environment repository"
+    description = (
+        "Pull mode: commits the manifest rendered for the release to the environment's repository (or opens a "
+        "pull request), then waits for the merge and for the GitOps operator's sync."
+    )
+    # Pushing and opening a pull request are not safe to repeat blindly: a worker lost while this step ran
+    # pauses the deployment for a person.
+    idempotent = False
+    scope = "batch"
+    schema: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT,
+        "type": "object",
+        "properties": {
+            "wait_for_sync": {
+                "type": "boolean",
+                "default": True,
+                "description": "Wait for the operator's sync (webhook or health URL) before the step succeeds.",
+            },
+            "repository": REPOSITORY,
+            "manifest": {"type": "string", "description": "Set by the plan: the rendered manifest."},
+        },
+        "additionalProperties": False,
+    }
+
+    def run(self, ctx: StepContext) -> StepResult:
+        repository = ctx.params["repository"]
+        state = dict(ctx.state)
+        if "commit" not in state:
+            remote = git.Remote(repository["url"], repository.get("credential", ""), timeout=min(ctx.timeout, 300))
+            pull_request = repository["mode"] == "pull_request"
+            deployment_id = ctx.deployment.get("id", "x")
+            commit = git.commit_file(
+                remote,
+                branch=repository["branch"],
+                path=repository["path"],
+                content=ctx.params["manifest"],
+                message=commit_message(ctx),
+                author=self._author(ctx),
+                push_branch=(lambda sha: f"releasehub/deployment-{deployment_id}-{sha[:8]}") if pull_request else None,
+                log=ctx.log,
+            )
+            if not commit.changed:
+                return StepResult(
+                    StepStatus.SUCCEEDED,
+                    f"Already at this version: {repository['path']} on {repository['branch']} holds this manifest "
+                    f"(at {short(commit.sha)}); nothing committed.",
+                )
+            state.update(commit=commit.sha, since=now(ctx).isoformat())
+            ctx.checkpoint(state)
+            if pull_request:
+                state.update(self._open(ctx, repository, commit.sha))
+                ctx.checkpoint(state)
+        return self._track(ctx, repository, state)
+
+    @staticmethod
+    def _author(ctx: StepContext) -> tuple[str, str]:
+        person = ctx.deployment.get("requested_by")
+        return (person["name"], person["email"]) if person else ("ReleaseHub", git.COMMITTER[1])
+
+    @staticmethod
+    def _client(repository: dict) -> dict[str, Any]:
+        api_url = repository.get("api_url") or providers.DEFAULT_API_URLS[repository["provider"]]
+        project = repository.get("project") or providers.project_from_url(repository["url"])
+        token = repository.get("api_token") or repository.get("credential", "")
+        return {"api_url": api_url, "project": project, "token": token}
+
+    def _open(self, ctx: StepContext, repository: dict, sha: str) -> dict[str, Any]:
+        client = providers.CLIENTS[repository["provider"]]
+        head = f"releasehub/deployment-{ctx.deployment.get('id', 'x')}-{sha[:8]}"
+        message = commit_message(ctx)
+        title, _, body = message.partition("\n\n")
+        opened = client.create(**self._client(repository), head=head, base=repository["branch"], title=title, body=body)
+        ctx.log(f"Opened pull request #{opened.number}: {opened.url}")
+        return {"branch": head, "pull_request": opened.number, "pull_request_url": opened.url}
+
+    def _track(self, ctx: StepContext, repository: dict, state: dict) -> StepResult:
+        """Awaiting merge, then awaiting sync: what the signals, the provider and the health URL say now."""
+        deadline = datetime.fromisoformat(state["since"]) + timedelta(seconds=repository.get("sync_timeout", 3600))
+        number = state.get("pull_request")
+        if number and not state.get("merged"):
+            verdict = self._merge_verdict(ctx, repository, number)
+            if verdict and verdict.state == "closed":
+                return StepResult(StepStatus.FAILED, f"Pull request #{number} was closed without being merged.")
+            if verdict and verdict.state == "merged":
+                state.update(merged=True, revision=verdict.merge_commit or state["commit"])
+                ctx.log(f"Pull request #{number} merged ({short(state['revision'])}).")
+            else:
+                return self._wait(
+                    ctx, state, deadline, f"Awaiting merge of pull request #{number}: {state.get('pull_request_url')}"
+                )
+        revision = state.get("revision") or state["commit"]
+        if not ctx.params.get("wait_for_sync", True):
+            return StepResult(
+                StepStatus.SUCCEEDED, f"Committed {short(revision)}; not waiting for the sync.", state=state
+            )
+        synced = self._sync_verdict(ctx, repository, revision, state)
+        if synced is not None:
+            return synced
+        return self._wait(ctx, state, deadline, f"Awaiting sync of {short(revision)} on {repository['branch']}.")
+
+    def _merge_verdict(self, ctx: StepContext, repository: dict, number: int) -> providers.PullRequest | None:
+        for signal in ctx.signals:
+            if signal.get("pull_request") == number and signal["kind"] in ("merged", "closed"):
+                state = "merged" if signal["kind"] == "merged" else "closed"
+                return providers.PullRequest(number, "", state, signal.get("revision", ""))
+        client = self._client(repository)
+        if not client["token"]:
+            return None  # nothing to poll with: the provider's webhook decides
+        try:
+            return providers.CLIENTS[repository["provider"]].get(**client, number=number)
+        except providers.ProviderError as exc:
+            ctx.log(f"Could not read pull request #{number}: {exc}")
+            return None
+
+    def _sync_verdict(self, ctx: StepContext, repository: dict, revision: str, state: dict) -> StepResult | None:
+        since = state["since"]
+        for signal in ctx.signals:
+            if signal["kind"] not in ("synced", "sync_failed"):
+                continue
+            reported = signal.get("revision", "")
+            if reported:
+                remote = git.Remote(repository["url"], repository.get("credential", ""))
+                if not git.contains(remote, branch=repository["branch"], commit=revision, revision=reported):
+                    continue  # an older revision, or another branch's
+            elif signal.get("at", "") < since:
+                continue
+            if signal["kind"] == "sync_failed":
+                return StepResult(
+                    StepStatus.FAILED,
+                    f"The operator reported a failed sync of {short(reported or revision)}: {signal.get('message')}",
+                    state=state,
+                )
+            return StepResult(
+                StepStatus.SUCCEEDED, f"Synced: the operator applied {short(reported or revision)}.", state=state
+            )
+        url = repository.get("health_url")
+        if url:
+            version = ctx.release["version"]
+            try:
+                with http_session().get(url, timeout=10, stream=True) as response:
+                    body, _ = read_body(response, 64 * 1024)
+                    if response.status_code < 400 and version in body:
+                        return StepResult(StepStatus.SUCCEEDED, f"Synced: {url} shows version {version}.", state=state)
+                    ctx.log(f"{url} answered {response.status_code} without version {version} yet.")
+            except requests.RequestException as exc:
+                ctx.log(f"{url}: {type(exc).__name__}")
+        return None
+
+    @staticmethod
+    def _wait(ctx: StepContext, state: dict, deadline: datetime, message: str) -> StepResult:
+        current = now(ctx)
+        if current >= deadline:
+            return StepResult(
+                StepStatus.FAILED, f"{message.rstrip('.')}: still not done when the sync timeout ran out.", state=state
+            )
+        repository = ctx.params["repository"]
+        polls = repository.get("health_url") or (state.get("pull_request") and not state.get("merged"))
+        interval = timedelta(seconds=repository.get("poll_interval", 30))
+        resume = min(current + interval, deadline) if polls else deadline
+        return StepResult(StepStatus.WAITING, message, state=state, resume_at=resume)

@@ -1,0 +1,211 @@
+"""Real environment repositories (bare git repositories on disk) and a small git provider API (the two
+pull-request endpoints ReleaseHub calls, GitHub- or GitLab-shaped) for pull-mode tests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from apps.accounts.services import team_add_member
+from apps.deployments.services import template_create
+from apps.environments.services import environment_grant
+from apps.gitops.services import repository_set
+from apps.releases.services import release_create
+from tests.factories import (
+    make_application,
+    make_environment,
+    make_target,
+    make_team,
+    make_user,
+    make_variable,
+    register,
+    unique,
+)
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ release.application }}
+  labels: {environment: {{ environment.slug }}}
+spec:
+  replicas: {{ var.REPLICAS }}
+  template:
+    spec:
+      containers:
+        - name: app
+          image: "{{ artifact.uri }}@{{ artifact.digest }}"
+          env: [{name: VERSION, value: "{{ release.version }}"}]
+"""
+WEBHOOK_SECRET = "s3cret-webhook-key"
+TOKEN = "ghp_provider-token-123"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def bare_repository(path: Path) -> Path:
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)], check=True)
+    return path
+
+
+def show(repo: Path, ref: str, path: str) -> str:
+    """The file as committed, byte for byte."""
+    return subprocess.run(
+        ["git", "-C", str(repo), "show", f"{ref}:{path}"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class _Provider(BaseHTTPRequestHandler):
+    """GitHub's POST/GET /repos/{owner}/{name}/pulls[/{n}] and GitLab's /api/v4/projects/{id}/merge_requests."""
+
+    server: ProviderServer
+
+    def _reply(self, status: int, data: dict) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _shape(self, number: int) -> dict:
+        pull = self.server.pulls[number]
+        if "/merge_requests" in self.path:
+            state = {"open": "opened"}.get(pull["state"], pull["state"])
+            return {"iid": number, "web_url": pull["url"], "state": state, "merge_commit_sha": pull["merge_commit"]}
+        merged = pull["state"] == "merged"
+        state = "open" if pull["state"] == "open" else "closed"
+        return {
+            "number": number,
+            "html_url": pull["url"],
+            "state": state,
+            "merged": merged,
+            "merge_commit_sha": pull["merge_commit"],
+        }
+
+    def do_POST(self) -> None:
+        self.server.calls.append(("POST", self.path, dict(self.headers)))
+        data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        number = len(self.server.pulls) + 1
+        self.server.pulls[number] = {
+            "state": "open",
+            "url": f"{self.server.url}/pull/{number}",
+            "merge_commit": None,
+            "request": data,
+        }
+        self._reply(201, self._shape(number))
+
+    def do_GET(self) -> None:
+        self.server.calls.append(("GET", self.path, dict(self.headers)))
+        if self.path.startswith("/health"):
+            body = self.server.health.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        number = int(self.path.rstrip("/").rsplit("/", 1)[1])
+        if number not in self.server.pulls:
+            self._reply(404, {"message": "Not Found"})
+            return
+        self._reply(200, self._shape(number))
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class ProviderServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Provider)
+        self.pulls: dict[int, dict] = {}
+        self.calls: list[tuple[str, str, dict]] = []
+        self.health = "version: none"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def provider():
+    server = ProviderServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Scene:
+    repo: Path
+    team: object
+    deployer: object
+    approver: object
+    application: object
+    template: object
+    environments: dict = field(default_factory=dict)
+    releases: dict = field(default_factory=dict)
+
+    def release(self, version: str):
+        if version not in self.releases:
+            artifact = register(self.application, version, by=self.deployer, uri=f"oci://registry.example.com/shop:{version}")
+            self.releases[version] = release_create(actor=None, application=self.application, artifacts=[artifact])
+        return self.releases[version]
+
+    def environment(self, slug: str, **repository):
+        environment = make_environment(self.team, unique(slug))
+        environment_grant(actor=None, environment=environment, team=self.team, action="deploy")
+        make_target(environment, "cluster-eu")
+        make_variable(environment, "REPLICAS", "3")
+        make_variable(environment, "WEBHOOK_SECRET", WEBHOOK_SECRET, secret=True)
+        make_variable(environment, "GIT_TOKEN", TOKEN, secret=True)
+        fields = {
+            "url": str(self.repo),
+            "branch": "main",
+            "path": f"{slug}/shop.yaml",
+            "manifest_template": MANIFEST,
+            "webhook_secret_variable": "WEBHOOK_SECRET",
+            **repository,
+        }
+        repository_set(actor=None, environment=environment, **fields)
+        self.environments[slug] = environment
+        return environment
+
+
+def gitops_template(**params):
+    steps = [{"name": "Commit manifest", "kind": "gitops_commit", "params": params}]
+    return template_create(actor=None, slug=unique("gitops"), name="GitOps", steps=steps)
+
+
+@pytest.fixture
+def scene(tmp_path, transactional_db):
+    """A bare repository, a team with a deployer, an application; environments made with scene.environment()."""
+    team = make_team()
+    deployer = make_user(unique("deployer"), first_name="Dana", last_name="Deployer")
+    team_add_member(actor=None, team=team, user=deployer)
+    approver = make_user(unique("approver"), first_name="Avery", last_name="Approver")
+    return Scene(
+        repo=bare_repository(tmp_path / "environments.git"),
+        team=team,
+        deployer=deployer,
+        approver=approver,
+        application=make_application(team, unique("shop")),
+        template=gitops_template(),
+    )

@@ -1,0 +1,262 @@
+"""Pull mode end to end: real bare repositories, the real worker, a local provider API, signed webhooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from apps.approvals.services import approve, policy_set
+from apps.audit.models import AuditEvent
+from apps.deployments.engine import runner
+from apps.deployments.models import StepRun
+from apps.deployments.services import deployment_create
+from apps.environments.services import environment_grant
+from apps.gitops import git
+from apps.inventory.selectors import current_installations
+from tests.deployments.conftest import wait_for
+from tests.factories import make_team
+
+from .conftest import TOKEN, WEBHOOK_SECRET, bare_repository, gitops_template, show, sign
+from .conftest import git as run_git
+
+
+def deploy(scene, slug: str, version: str, template=None):
+    return deployment_create(
+        actor=scene.deployer,
+        release=scene.release(version),
+        environment=scene.environments[slug],
+        template=template or scene.template,
+    )
+
+
+def step_run(deployment) -> StepRun:
+    return StepRun.objects.get(deployment=deployment, kind="gitops_commit", action="deploy")
+
+
+def awaiting(deployment, text: str, timeout: float = 30):
+    """Wait until the gitops step says `text` (awaiting merge / sync) while the deployment keeps running."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = StepRun.objects.filter(deployment=deployment, kind="gitops_commit").first()
+        if run and text in run.message and run.status == "waiting":
+            deployment.refresh_from_db()
+            assert deployment.status == "running"
+            return run
+        runner.dispatch()
+        time.sleep(0.2)
+    raise AssertionError(f"the step never said {text!r}: {run and (run.status, run.message)}")
+
+
+def webhook(client, provider: str, payload: dict, secret: str = WEBHOOK_SECRET, **headers):
+    body = json.dumps(payload).encode()
+    signature = {
+        "github": {"HTTP_X_HUB_SIGNATURE_256": sign(body, secret), "HTTP_X_GITHUB_EVENT": "pull_request"},
+        "gitea": {
+            "HTTP_X_GITEA_SIGNATURE": sign(body, secret).removeprefix("sha256="),
+            "HTTP_X_GITEA_EVENT": "pull_request",
+        },
+        "gitlab": {"HTTP_X_GITLAB_TOKEN": secret, "HTTP_X_GITLAB_EVENT": "Merge Request Hook"},
+        "generic": {"HTTP_X_SIGNATURE": sign(body, secret)},
+    }[provider]
+    return client.post(
+        f"/api/v1/gitops/webhooks/{provider}/", body, content_type="application/json", **{**signature, **headers}
+    )
+
+
+def flux_synced(revision: str) -> dict:
+    """What Flux's notification-controller (generic-hmac provider) posts when a Kustomization is applied."""
+    return {
+        "involvedObject": {"kind": "Kustomization", "name": "shop", "namespace": "flux-system"},
+        "severity": "info",
+        "reason": "ReconciliationSucceeded",
+        "message": "Applied revision: main@sha1:" + revision,
+        "metadata": {"revision": "main@sha1:" + revision},
+    }
+
+
+def test_a_deployment_commits_the_manifest_waits_for_the_sync_and_records_the_inventory(scene, client, celery_worker):
+    scene.environment("prod")
+    approvers = make_team(members=(scene.approver,))
+    environment_grant(actor=None, environment=scene.environments["prod"], team=approvers, action="approve")
+    policy_set(actor=None, environment=scene.environments["prod"], required_approvals=1, eligible_teams=[approvers])
+    deployment = deploy(scene, "prod", "1.4.2")
+    manifest = deployment.plan["steps"][0]["params"]["manifest"]
+    assert 'image: "oci://registry.example.com/shop:1.4.2@sha256:' in manifest  # approvers see the exact file
+    approve(actor=scene.approver, deployment=deployment, plan_digest=deployment.plan_digest)
+
+    run = awaiting(deployment, "Awaiting sync of")
+    commit = run.state["commit"]
+    assert run_git(scene.repo, "rev-parse", "main") == commit
+    assert show(scene.repo, "main", "prod/shop.yaml") == manifest
+    assert "replicas: 3" in manifest
+    assert f"name: {scene.application.slug}" in manifest
+    author = run_git(scene.repo, "log", "-1", "--format=%an <%ae>|%cn", "main")
+    assert author == f"Dana Deployer <{scene.deployer.username}@example.com>|ReleaseHub"
+    message = run_git(scene.repo, "log", "-1", "--format=%B", "main")
+    assert message.splitlines()[0] == f"Deploy {scene.application.slug} 1.4.2 to {scene.environments['prod'].name}"
+    assert f"Deployment: #{deployment.pk} http" in message
+    assert f"Approved-by: Avery Approver <{scene.approver.username}@example.com>" in message
+    assert f"Requested-by: Dana Deployer <{scene.deployer.username}@example.com>" in message
+    assert TOKEN not in run.log
+    assert WEBHOOK_SECRET not in run.log
+
+    # The operator applied it: Flux reports the revision; the step ends, the inventory follows.
+    answer = webhook(client, "generic", flux_synced(commit))
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["deployments"] == [deployment.pk]
+    deployment = wait_for(deployment, timeout=30)
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert step_run(deployment).message == f"Synced: the operator applied {commit[:12]}."
+    installed = current_installations(environment=scene.environments["prod"])
+    assert [(i.target.name, i.artifact.version) for i in installed] == [("cluster-eu", "1.4.2")]
+    event = AuditEvent.objects.get(verb="gitops.webhook_received")
+    assert event.details["kind"] == "synced"
+    assert event.details["deployments"] == [deployment.pk]
+
+    # The same release again: the file holds it already, nothing is committed.
+    again = deploy(scene, "prod", "1.4.2")
+    assert again.status == "pending_approval"
+    approve(actor=scene.approver, deployment=again, plan_digest=again.plan_digest)
+    again = wait_for(again, timeout=30)
+    assert again.status == "succeeded", again.status_reason
+    assert step_run(again).message.startswith("Already at this version: prod/shop.yaml on main holds this manifest")
+    assert run_git(scene.repo, "rev-list", "--count", "main") == "1"
+
+
+def test_deployments_to_two_environments_sharing_a_repository_both_land(scene, celery_worker):
+    template = gitops_template(wait_for_sync=False)
+    scene.environment("eu")
+    scene.environment("us")
+    first, second = deploy(scene, "eu", "2.0.0", template), deploy(scene, "us", "2.0.0", template)
+    for deployment in (first, second):
+        deployment = wait_for(deployment, timeout=60)
+        assert deployment.status == "succeeded", deployment.status_reason
+    assert "2.0.0" in show(scene.repo, "main", "eu/shop.yaml")
+    assert "2.0.0" in show(scene.repo, "main", "us/shop.yaml")
+    assert run_git(scene.repo, "rev-list", "--count", "main") == "2"
+
+
+def test_concurrent_pushes_to_one_branch_fetch_and_commit_again_never_force(tmp_path):
+    repo = bare_repository(tmp_path / "shared.git")
+    # Every push waits a second before the refs are updated, so two pushes made together race for main.
+    hook = repo / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\ncat >/dev/null\nsleep 1\n")
+    hook.chmod(0o755)
+    git.commit_file(
+        git.Remote(str(repo)),
+        branch="main",
+        path="README",
+        content="shared\n",
+        message="init",
+        author=("A", "a@example.com"),
+    )
+    barrier, results, logs = threading.Barrier(2), {}, {"eu": [], "us": []}
+
+    def commit(name: str) -> None:
+        barrier.wait()
+        results[name] = git.commit_file(
+            git.Remote(str(repo)),
+            branch="main",
+            path=f"{name}/app.yaml",
+            content=f"{name}\n",
+            message=f"Deploy to {name}",
+            author=("A", "a@example.com"),
+            log=logs[name].append,
+        )
+
+    threads = [threading.Thread(target=commit, args=(name,)) for name in ("eu", "us")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(result.changed for result in results.values())
+    assert show(repo, "main", "eu/app.yaml") == "eu\n"
+    assert show(repo, "main", "us/app.yaml") == "us\n"
+    history = run_git(repo, "log", "--format=%s", "main").splitlines()
+    assert sorted(history[:2]) == ["Deploy to eu", "Deploy to us"]
+    assert history[2] == "init"
+    retried = [line for lines in logs.values() for line in lines if "moved while committing" in line]
+    assert len(retried) == 1, logs  # the loser fetched the winner's commit and committed on top of it
+
+
+def test_a_pull_request_is_opened_and_a_signed_merge_webhook_closes_the_step(scene, provider, client, celery_worker):
+    scene.environment(
+        "stage", mode="pull_request", provider="github", api_url=provider.url, project="acme/environments"
+    )
+    deployment = deploy(scene, "stage", "3.1.0", gitops_template(wait_for_sync=False))
+    run = awaiting(deployment, "Awaiting merge of pull request #1")
+    pull = provider.pulls[1]["request"]
+    assert pull["base"] == "main"
+    assert pull["head"] == run.state["branch"]
+    assert pull["head"].startswith(f"releasehub/deployment-{deployment.pk}-")
+    assert pull["title"] == f"Deploy {scene.application.slug} 3.1.0 to {scene.environments['stage'].name}"
+    assert "3.1.0" in show(scene.repo, pull["head"], "stage/shop.yaml")
+    assert run_git(scene.repo, "branch", "--list", "main") == ""  # main untouched until the merge
+
+    # Someone else's webhook secret: refused and audited, nothing changes.
+    payload = {
+        "action": "closed",
+        "number": 1,
+        "pull_request": {"number": 1, "merged": True, "merge_commit_sha": run.state["commit"]},
+        "repository": {"full_name": "acme/environments"},
+    }
+    assert webhook(client, "github", payload, secret="not-the-secret").status_code == 401
+    assert AuditEvent.objects.filter(verb="gitops.webhook_rejected", object_id="github").count() == 1
+    assert webhook(client, "github", {**payload, "repository": {"full_name": "acme/other"}}).json()["deployments"] == []
+    deployment.refresh_from_db()
+    assert deployment.status == "running"
+
+    answer = webhook(client, "github", payload)
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "provider": "github",
+        "event": "pull_request.closed",
+        "kind": "merged",
+        "deployments": [deployment.pk],
+    }
+    deployment = wait_for(deployment, timeout=30)
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert step_run(deployment).state["merged"] is True
+    assert [call[0] for call in provider.calls] == ["POST"]  # no token: the webhook decided, nothing polled
+
+
+def test_a_merge_request_closed_without_merging_fails_the_deployment(scene, provider, client, celery_worker):
+    scene.environment("qa", mode="pull_request", provider="gitlab", api_url=provider.url, project="acme/envs")
+    deployment = deploy(scene, "qa", "3.2.0")
+    awaiting(deployment, "Awaiting merge of pull request #1")
+    payload = {
+        "object_kind": "merge_request",
+        "project": {"path_with_namespace": "acme/envs"},
+        "object_attributes": {"iid": 1, "action": "close", "state": "closed"},
+    }
+    assert webhook(client, "gitlab", payload, secret="wrong").status_code == 401
+    assert webhook(client, "gitlab", payload).status_code == 202
+    deployment = wait_for(deployment, timeout=30)
+    assert deployment.status == "failed"
+    assert "Pull request #1 was closed without being merged." in deployment.status_reason
+
+
+def test_polling_reads_the_pull_request_and_the_health_url(scene, provider, celery_worker):
+    scene.environment(
+        "live",
+        mode="pull_request",
+        provider="gitea",
+        api_url=provider.url,
+        project="acme/envs",
+        api_token_variable="GIT_TOKEN",
+        health_url=f"{provider.url}/health",
+        poll_interval=5,
+    )
+    deployment = deploy(scene, "live", "4.0.0")
+    run = awaiting(deployment, "Awaiting merge of pull request #1")
+    provider.pulls[1].update(state="merged", merge_commit=run.state["commit"])
+    run = awaiting(deployment, "Awaiting sync of", timeout=40)
+    get = next(call for call in provider.calls if call[0] == "GET" and "/pulls/1" in call[1])
+    assert get[1] == "/api/v1/repos/acme/envs/pulls/1"
+    assert get[2]["Authorization"] == f"token {TOKEN}"
+    provider.health = '{"version": "4.0.0"}'
+    deployment = wait_for(deployment, timeout=40)
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert step_run(deployment).message == f"Synced: {provider.url}/health shows version 4.0.0."
