@@ -620,7 +620,12 @@ def masked(value: str) -> str:
 
 
 def _display(params: Any) -> str:
-    text = json.dumps(params, indent=2, sort_keys=True, ensure_ascii=False)
+    """Parameters as indented JSON, secrets masked; a manifest (gitops_commit) after them as the file it is."""
+    manifest = params.get("manifest") if isinstance(params, dict) else None
+    shown = {key: value for key, value in params.items() if key != "manifest"} if manifest is not None else params
+    text = json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False)
+    if manifest is not None:
+        text += f"\n\nmanifest ({params['repository']['path']}):\n{manifest}"
     return SECRET_REFERENCE.sub(lambda match: f"•••••••• (secret {match.group(1)})", text)
 
 

@@ -145,19 +145,23 @@ def _hmac(secret: str, body: bytes) -> str:
 
 
 def signed(provider: str, headers, body: bytes, secret: str) -> bool:
-    """Whether the delivery carries `secret`'s signature the way `provider` signs: GitHub X-Hub-Signature-256
-    (sha256=HMAC), Gitea X-Gitea-Signature (HMAC), GitLab X-Gitlab-Token (the secret itself), generic
-    X-Signature (sha256=HMAC, as Flux's generic-hmac sends)."""
+    """Whether the delivery carries `secret` the way `provider` signs: GitHub X-Hub-Signature-256 (sha256=HMAC),
+    Gitea X-Gitea-Signature (HMAC), GitLab X-Gitlab-Token (the secret itself); generic: X-Signature (sha256=HMAC,
+    as Flux's generic-hmac sends) or X-ReleaseHub-Token (the secret itself, for senders that cannot compute an
+    HMAC, such as Argo CD Notifications)."""
     if not secret:
         return False
     if provider == "gitlab":
-        return hmac.compare_digest(headers.get("X-Gitlab-Token", "").encode(), secret.encode())
+        return _same(headers.get("X-Gitlab-Token", ""), secret)
+    if provider == "generic" and "X-ReleaseHub-Token" in headers:
+        return _same(headers["X-ReleaseHub-Token"], secret)
     header = {"github": "X-Hub-Signature-256", "gitea": "X-Gitea-Signature", "generic": "X-Signature"}[provider]
-    given = headers.get(header, "")
     expected = _hmac(secret, body)
-    if provider != "gitea":
-        expected = f"sha256={expected}"
-    return hmac.compare_digest(given.strip().lower().encode(), expected.encode())
+    return _same(headers.get(header, "").strip().lower(), expected if provider == "gitea" else f"sha256={expected}")
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _revision(text: str) -> str:

@@ -141,7 +141,7 @@ def webhook_receive(*, provider: str, headers, body: bytes) -> dict[str, Any]:
     """Deliver a provider's or an operator's webhook to the waiting gitops_commit steps it concerns.
 
     Raises NotAuthenticated (401; audited as gitops.webhook_rejected) when no repository's webhook secret signed
-    it, ValidationFailed when the body is not JSON. Returns what it found: the event and the deployments woken.
+    it, ValidationFailed when the body is not the provider's JSON. Returns the event and the deployments woken.
     """
     if provider not in providers.WEBHOOK_PROVIDERS:
         raise ValidationFailed(f"Unknown provider {provider!r}; known: {', '.join(providers.WEBHOOK_PROVIDERS)}.")
@@ -157,8 +157,8 @@ def webhook_receive(*, provider: str, headers, body: bytes) -> dict[str, Any]:
         raise NotAuthenticated("The webhook's signature does not match the webhook secret of any repository.")
     try:
         event = providers.parse(provider, headers, body)
-    except ValueError as exc:
-        raise ValidationFailed(f"The webhook's body is not a JSON object: {exc}") from exc
+    except (ValueError, TypeError, AttributeError) as exc:  # signed, but not shaped as the provider's events
+        raise ValidationFailed(f"The webhook's body is not a {provider} event: {type(exc).__name__}: {exc}") from exc
     if event.project:
         repositories = [
             r for r in repositories if (r.project or providers.project_from_url(r.url)).lower() == event.project.lower()
