@@ -535,7 +535,7 @@ def _pull_plan(release, environment, template_version, strategy: dict, repositor
         )
     plan_steps = []
     for index, step in enumerate(steps):
-        entry = _entry(step)
+        entry = _entry(step, undo=step_kinds.get(step["kind"]).reversible)
         entry["params"] = render_step(step, scope, where=f"Step {index + 1} ({step['name']})")
         if step["kind"] == GITOPS_KIND:
             entry["params"].update(repository=_repository_params(repository, environment), manifest=manifest)

@@ -39,6 +39,7 @@ class Remote:
 class Commit:
     sha: str  # the commit that holds the file: the new one, or the branch's head when nothing changed
     changed: bool
+    previous: str | None = None  # the file's content before the commit; None: there was no such file
 
 
 def check_path(path: str) -> str:
@@ -69,7 +70,13 @@ class WorkingCopy:
             "GIT_COMMITTER_EMAIL": COMMITTER[1],
             "LC_ALL": "C",
         }
-        config = {"protocol.file.allow": "always", "init.defaultBranch": "main", "core.hooksPath": "/dev/null"}
+        config = {
+            "protocol.file.allow": "always",
+            "init.defaultBranch": "main",
+            "core.hooksPath": "/dev/null",
+            "user.name": COMMITTER[0],
+            "user.email": COMMITTER[1],
+        }
         if remote.credential and remote.url.startswith(("https://", "http://")):
             user, _, token = remote.credential.rpartition(":") if ":" in remote.credential else ("", "", "")
             basic = f"{user}:{token}" if user else f"x-access-token:{remote.credential}"
@@ -137,19 +144,19 @@ def commit_file(
     *,
     branch: str,
     path: str,
-    content: str,
+    content: str | None,
     message: str,
     author: tuple[str, str],
     push_branch: Callable[[str], str] | None = None,
     attempts: int = 5,
     log: Callable[[str], None] = lambda line: None,
 ) -> Commit:
-    """Make `path` on `branch` hold `content`, in one commit by `author`.
+    """Make `path` on `branch` hold `content` (None: not exist), in one commit by `author`.
 
     Pushes to `branch`; when another commit landed there first (a concurrent deployment), fetches the new head
     and makes the commit again on top of it, up to `attempts` times: never a force push. With `push_branch`
     (given the new commit's SHA, returns a branch name) the commit goes to that new branch instead, for a pull
-    request into `branch`. When the file already holds `content`, nothing is committed: Commit(head, False).
+    request into `branch`. When the file already is as asked, nothing is committed: Commit(head, False).
     """
     path = check_path(path)
     holder, copy = _workspace(remote)
@@ -161,29 +168,22 @@ def commit_file(
             else:
                 copy.git("checkout", "--quiet", "--orphan", "work")
             file = Path(copy.work, path)
-            if head and file.is_file() and file.read_text(errors="replace") == content:
-                return Commit(head, changed=False)
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_text(content)
-            copy.git("add", "--", path)
-            copy.git(
-                "-c",
-                f"user.name={COMMITTER[0]}",
-                "-c",
-                f"user.email={COMMITTER[1]}",
-                "commit",
-                "--quiet",
-                "--no-verify",
-                f"--author={author[0]} <{author[1]}>",
-                "-m",
-                message,
-            )
+            previous = file.read_text(errors="replace") if head and file.is_file() else None
+            if head and previous == content:
+                return Commit(head, changed=False, previous=previous)
+            if content is None:
+                copy.git("rm", "--quiet", "--", path)
+            else:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_text(content)
+                copy.git("add", "--", path)
+            copy.git("commit", "--quiet", "--no-verify", f"--author={author[0]} <{author[1]}>", "-m", message)
             sha = copy.git("rev-parse", "HEAD")
             destination = push_branch(sha) if push_branch else branch
             done = copy.run("push", "--porcelain", "origin", f"HEAD:refs/heads/{destination}")
             if done.returncode == 0:
                 log(f"Pushed {sha[:12]} to {destination}.")
-                return Commit(sha, changed=True)
+                return Commit(sha, changed=True, previous=previous)
             output = f"{done.stdout}\n{done.stderr}"
             if push_branch or not REJECTED.search(output):
                 raise GitError(f"git push failed: {output.strip()[-2000:]}")

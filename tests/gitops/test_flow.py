@@ -9,12 +9,12 @@ from apps.approvals.services import approve, policy_set
 from apps.audit.models import AuditEvent
 from apps.deployments.engine import runner
 from apps.deployments.models import StepRun
-from apps.deployments.services import deployment_create
+from apps.deployments.services import deployment_create, template_create
 from apps.environments.services import environment_grant
 from apps.gitops import git
 from apps.inventory.selectors import current_installations
 from tests.deployments.conftest import wait_for
-from tests.factories import make_team
+from tests.factories import make_team, unique
 
 from .conftest import TOKEN, WEBHOOK_SECRET, bare_repository, gitops_template, show, sign
 from .conftest import git as run_git
@@ -260,3 +260,30 @@ def test_polling_reads_the_pull_request_and_the_health_url(scene, provider, cele
     deployment = wait_for(deployment, timeout=40)
     assert deployment.status == "succeeded", deployment.status_reason
     assert step_run(deployment).message == f"Synced: {provider.url}/health shows version 4.0.0."
+
+
+def test_rolling_back_puts_the_previous_manifest_back(scene, celery_worker):
+    from apps.deployments.services import deployment_resume, deployment_rollback
+
+    steps = [
+        {"name": "Commit manifest", "kind": "gitops_commit", "params": {"wait_for_sync": False}},
+        {"name": "Check", "kind": "manual_intervention", "params": {"instructions": "Check the cluster."}},
+    ]
+    template = template_create(actor=None, slug=unique("judged"), name="Judged", steps=steps)
+    scene.environment("prod")
+    first = wait_for(deploy(scene, "prod", "1.0.0", template), statuses={"paused"})
+    deployment_resume(actor=scene.deployer, deployment=first)
+    assert wait_for(first).status == "succeeded"
+    before = show(scene.repo, "main", "prod/shop.yaml")
+
+    second = wait_for(deploy(scene, "prod", "2.0.0", template), statuses={"paused"})
+    assert "2.0.0" in show(scene.repo, "main", "prod/shop.yaml")
+    deployment_rollback(actor=scene.deployer, deployment=second)
+    second = wait_for(second)
+    assert second.status == "rolled_back", second.status_reason
+    assert show(scene.repo, "main", "prod/shop.yaml") == before
+    assert run_git(scene.repo, "log", "-1", "--format=%s", "main") == (
+        f"Roll back {scene.application.slug} 2.0.0 on {scene.environments['prod'].name}"
+    )
+    undo = StepRun.objects.get(deployment=second, action="rollback")
+    assert undo.message.startswith("Restored the previous prod/shop.yaml in ")

@@ -92,31 +92,72 @@ class GitopsCommit(StepKind):
         repository = ctx.params["repository"]
         state = dict(ctx.state)
         if "commit" not in state:
-            remote = git.Remote(repository["url"], repository.get("credential", ""), timeout=min(ctx.timeout, 300))
-            pull_request = repository["mode"] == "pull_request"
-            deployment_id = ctx.deployment.get("id", "x")
-            commit = git.commit_file(
-                remote,
-                branch=repository["branch"],
-                path=repository["path"],
-                content=ctx.params["manifest"],
-                message=commit_message(ctx),
-                author=self._author(ctx),
-                push_branch=(lambda sha: f"releasehub/deployment-{deployment_id}-{sha[:8]}") if pull_request else None,
-                log=ctx.log,
-            )
+            commit = self._commit(ctx, "deployment", ctx.params["manifest"], commit_message(ctx))
             if not commit.changed:
                 return StepResult(
                     StepStatus.SUCCEEDED,
                     f"Already at this version: {repository['path']} on {repository['branch']} holds this manifest "
                     f"(at {short(commit.sha)}); nothing committed.",
                 )
-            state.update(commit=commit.sha, since=now(ctx).isoformat())
+            state.update(commit=commit.sha, since=now(ctx).isoformat(), previous=commit.previous)
             ctx.checkpoint(state)
-            if pull_request:
-                state.update(self._open(ctx, repository, commit.sha))
+            if repository["mode"] == "pull_request":
+                opened = self._open(ctx, "deployment", commit.sha, commit_message(ctx))
+                state.update(branch=opened["branch"], pull_request=opened["number"], pull_request_url=opened["url"])
                 ctx.checkpoint(state)
         return self._track(ctx, repository, state)
+
+    def rollback(self, ctx: StepContext) -> StepResult:
+        """Put the file back as it was before this step's commit (remove it if it did not exist): on the branch,
+        or, in pull-request mode, through a new pull request that someone merges. A request never merged left
+        the branch as it was."""
+        repository, state = ctx.params["repository"], ctx.state
+        if "commit" not in state:
+            return StepResult(StepStatus.SUCCEEDED, "Nothing was committed; nothing to undo.")
+        number = state.get("pull_request")
+        if number and not state.get("merged"):
+            return StepResult(
+                StepStatus.SUCCEEDED,
+                f"Pull request #{number} was not merged, so {repository['branch']} is as it was; close it at the "
+                "provider.",
+            )
+        release, environment = ctx.release, ctx.environment
+        message = (
+            f"Roll back {release['application']} {release['version']} on {environment['name']}\n\n"
+            f"Restores {repository['path']} as it was before {short(state['commit'])}.\n"
+            f"Deployment: #{ctx.deployment.get('id', '?')} {ctx.deployment.get('url', '')}".rstrip()
+            + "\n"
+        )
+        commit = self._commit(ctx, "rollback", state.get("previous"), message)
+        if not commit.changed:
+            return StepResult(StepStatus.SUCCEEDED, f"{repository['path']} already is as before; nothing committed.")
+        if repository["mode"] == "pull_request":
+            opened = self._open(ctx, "rollback", commit.sha, message)
+            return StepResult(
+                StepStatus.SUCCEEDED,
+                f"Opened pull request #{opened['number']} to restore the previous manifest: {opened['url']}. "
+                "Merge it to finish the rollback.",
+            )
+        return StepResult(StepStatus.SUCCEEDED, f"Restored the previous {repository['path']} in {short(commit.sha)}.")
+
+    @staticmethod
+    def _head(ctx: StepContext, purpose: str, sha: str) -> str:
+        """The branch a pull request's commit is pushed to: new for each commit, so no push ever overwrites."""
+        return f"releasehub/{purpose}-{ctx.deployment.get('id', 'x')}-{sha[:8]}"
+
+    def _commit(self, ctx: StepContext, purpose: str, content: str | None, message: str) -> git.Commit:
+        repository = ctx.params["repository"]
+        pull_request = repository["mode"] == "pull_request"
+        return git.commit_file(
+            git.Remote(repository["url"], repository.get("credential", ""), timeout=min(ctx.timeout, 300)),
+            branch=repository["branch"],
+            path=repository["path"],
+            content=content,
+            message=message,
+            author=self._author(ctx),
+            push_branch=(lambda sha: self._head(ctx, purpose, sha)) if pull_request else None,
+            log=ctx.log,
+        )
 
     @staticmethod
     def _author(ctx: StepContext) -> tuple[str, str]:
@@ -130,14 +171,15 @@ class GitopsCommit(StepKind):
         token = repository.get("api_token") or repository.get("credential", "")
         return {"api_url": api_url, "project": project, "token": token}
 
-    def _open(self, ctx: StepContext, repository: dict, sha: str) -> dict[str, Any]:
-        client = providers.CLIENTS[repository["provider"]]
-        head = f"releasehub/deployment-{ctx.deployment.get('id', 'x')}-{sha[:8]}"
-        message = commit_message(ctx)
+    def _open(self, ctx: StepContext, purpose: str, sha: str, message: str) -> dict[str, Any]:
+        """Open the pull request of the commit `sha` (pushed to its own branch) into the repository's branch."""
+        repository = ctx.params["repository"]
+        head = self._head(ctx, purpose, sha)
         title, _, body = message.partition("\n\n")
+        client = providers.CLIENTS[repository["provider"]]
         opened = client.create(**self._client(repository), head=head, base=repository["branch"], title=title, body=body)
         ctx.log(f"Opened pull request #{opened.number}: {opened.url}")
-        return {"branch": head, "pull_request": opened.number, "pull_request_url": opened.url}
+        return {"branch": head, "number": opened.number, "url": opened.url}
 
     def _track(self, ctx: StepContext, repository: dict, state: dict) -> StepResult:
         """Awaiting merge, then awaiting sync: what the signals, the provider and the health URL say now."""
