@@ -3,6 +3,7 @@ pull-request endpoints ReleaseHub calls, GitHub- or GitLab-shaped) for pull-mode
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -165,7 +166,9 @@ class Scene:
 
     def release(self, version: str):
         if version not in self.releases:
-            artifact = register(self.application, version, by=self.deployer, uri=f"oci://registry.example.com/shop:{version}")
+            artifact = register(
+                self.application, version, by=self.deployer, uri=f"oci://registry.example.com/shop:{version}"
+            )
             self.releases[version] = release_create(actor=None, application=self.application, artifacts=[artifact])
         return self.releases[version]
 
@@ -209,3 +212,75 @@ def scene(tmp_path, transactional_db):
         application=make_application(team, unique("shop")),
         template=gitops_template(),
     )
+
+
+class _SmartHTTP(BaseHTTPRequestHandler):
+    """git's smart HTTP protocol (git http-backend as a CGI program) behind HTTP basic auth."""
+
+    server: GitHTTPServer
+
+    def _serve(self) -> None:
+        expected = "Basic " + base64.b64encode(f"x-access-token:{self.server.token}".encode()).decode()
+        self.server.authorizations.append(self.headers.get("Authorization", ""))
+        if self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        environ = {
+            "GIT_PROJECT_ROOT": str(self.server.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "x-access-token",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(length),
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+            "PATH": "/usr/bin:/bin",
+        }
+        done = subprocess.run(
+            ["git", "http-backend"], input=self.rfile.read(length), env=environ, capture_output=True, check=False
+        )
+        head, _, body = done.stdout.partition(b"\r\n\r\n")
+        headers = [line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line]
+        status = next((int(value.split()[0]) for name, value in headers if name == "Status"), 200)
+        self.send_response(status)
+        for name, value in headers:
+            if name != "Status":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _serve
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class GitHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, root: Path, token: str) -> None:
+        super().__init__(("127.0.0.1", 0), _SmartHTTP)
+        self.root, self.token = root, token
+        self.authorizations: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def git_http(scene):
+    """The scene's repository served over HTTP at {url}/environments.git, for the token TOKEN only."""
+    server = GitHTTPServer(scene.repo.parent, TOKEN)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -287,3 +288,25 @@ def test_rolling_back_puts_the_previous_manifest_back(scene, celery_worker):
     )
     undo = StepRun.objects.get(deployment=second, action="rollback")
     assert undo.message.startswith("Restored the previous prod/shop.yaml in ")
+
+
+def test_an_https_credential_is_sent_as_a_header_and_never_shown(scene, git_http, celery_worker):
+    from apps.environments.models import Variable
+    from apps.environments.services import variable_update
+
+    template = gitops_template(wait_for_sync=False)
+    url = f"{git_http.url}/environments.git"
+    scene.environment("edge", url=url, credential_variable="GIT_TOKEN")
+    deployment = wait_for(deploy(scene, "edge", "5.0.0", template))
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert "5.0.0" in show(scene.repo, "main", "edge/shop.yaml")
+    assert set(git_http.authorizations) == {"Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()}
+    assert TOKEN not in step_run(deployment).log
+
+    # A token the server refuses: the step fails, saying so, without the token.
+    variable = Variable.objects.get(environment=scene.environments["edge"], name="GIT_TOKEN")
+    variable_update(actor=None, variable=variable, value="ghp_revoked-token")
+    failed = wait_for(deploy(scene, "edge", "5.0.1", template))
+    assert failed.status == "failed"
+    assert "git fetch failed" in failed.status_reason
+    assert "ghp_revoked-token" not in failed.status_reason + step_run(failed).log
