@@ -1,8 +1,9 @@
 """Configuration as code: the configuration a user may view, as one YAML document (a pure read).
 
-The document lists environments (with their targets and variables), deployment templates, lifecycles,
-approval policies, policy sets and freeze windows, each under its natural key (slug, name), sorted, so
-two exports of the same configuration are byte-identical. `services.config_import` reads it back.
+The document lists environments (with their targets, variables and, for a pull-mode environment, its
+repository), deployment templates, lifecycles, approval policies, policy sets and freeze windows, each under
+its natural key (slug, name), sorted, so two exports of the same configuration are byte-identical.
+`services.config_import` reads it back.
 
 A lifecycle, policy set or freeze window is exported only when every environment it names is visible to
 the user: a partial one would lose environments when imported again.
@@ -19,6 +20,7 @@ from apps.deployments.models import DeploymentTemplate, TemplateVersion
 from apps.deployments.selectors import templates_visible_to
 from apps.environments.models import Environment, Lifecycle, LifecycleStage, Variable
 from apps.environments.selectors import environments_visible_to
+from apps.gitops.models import EnvironmentRepository
 from apps.policies.models import PolicySet, Rule
 from apps.scheduling.models import FreezeWindow
 
@@ -41,6 +43,23 @@ ENVIRONMENT_FIELDS = (
     "traffic_weights",
 )
 TARGET_FIELDS = ("address", "slot", "path", "health_check_url", "labels", "attributes")
+# A pull-mode environment's repository (apps.gitops), every field; the manifest template last: it is the long one.
+REPOSITORY_FIELDS = (
+    "url",
+    "branch",
+    "path",
+    "mode",
+    "provider",
+    "api_url",
+    "project",
+    "credential_variable",
+    "api_token_variable",
+    "webhook_secret_variable",
+    "health_url",
+    "sync_timeout",
+    "poll_interval",
+    "manifest_template",
+)
 
 
 def canonical(value: Any) -> Any:
@@ -71,7 +90,15 @@ def _environment(environment: Environment, *, include_secrets: bool) -> dict:
         _variable(variable, include_secrets=include_secrets)
         for variable in sorted(environment.variables.all(), key=variable_key)
     ]
+    repository = getattr(environment, "repository", None)  # select_related: None when in push mode
+    if repository is not None:
+        entry["repository"] = repository_data(repository)
     return entry
+
+
+def repository_data(repository: EnvironmentRepository) -> dict:
+    """The environment repository's settings (credentials are the names of secret variables, never values)."""
+    return {field: getattr(repository, field) for field in REPOSITORY_FIELDS}
 
 
 def variable_key(variable: Variable) -> tuple[str, str]:
@@ -176,7 +203,7 @@ def config_document(*, user=None, include_secrets: bool = False) -> dict:
     visible = {environment.pk for environment in environments}
     details = (
         Environment.objects.filter(pk__in=visible)
-        .select_related("owner_team", "default_template", "approval_policy")
+        .select_related("owner_team", "default_template", "approval_policy", "repository")
         .prefetch_related(
             "targets",
             Prefetch("variables", queryset=Variable.objects.select_related("target")),
@@ -220,6 +247,16 @@ class _Dumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data) -> bool:
         return True
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Text of several lines (a manifest template) as a literal block, readable and diffable as it is written;
+    the emitter falls back to a quoted scalar where a block cannot hold the text exactly."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
 
 
 def dump(document: dict) -> str:

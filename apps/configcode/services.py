@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from apps.accounts.models import Team, User
@@ -32,12 +33,23 @@ from apps.deployments.services import template_create, template_update
 from apps.environments import services as environments
 from apps.environments.choices import Slot, Tier
 from apps.environments.models import Environment, Lifecycle, Target, Variable
+from apps.gitops import services as gitops
+from apps.gitops.models import EnvironmentRepository, Mode
+from apps.gitops.providers import PROVIDERS
 from apps.policies import rules as rule_kinds
 from apps.policies.models import PolicySet
 from apps.policies.services import RULE_FIELDS, policy_set_create, policy_set_update
 from apps.scheduling.services import freeze_create
 
-from .export import ENVIRONMENT_FIELDS, FORMAT_VERSION, TARGET_FIELDS, canonical, config_document, freeze_key
+from .export import (
+    ENVIRONMENT_FIELDS,
+    FORMAT_VERSION,
+    REPOSITORY_FIELDS,
+    TARGET_FIELDS,
+    canonical,
+    config_document,
+    freeze_key,
+)
 
 CREATE, UPDATE, UNCHANGED, SKIPPED = "create", "update", "unchanged", "skipped"
 HIDDEN = "(hidden)"
@@ -47,7 +59,7 @@ HIDDEN = "(hidden)"
 class Change:
     """One entry of the file against what exists: `fields` holds {field: [old, new]} (old is None on create)."""
 
-    kind: str  # environment, target, variable, template, lifecycle, approval_policy, policy_set, freeze
+    kind: str  # environment, target, variable, repository, template, lifecycle, approval_policy, policy_set, freeze
     key: str  # its natural key: a slug, "environment/target", a freeze's start and title
     path: str  # where it is in the file: "environments[0].targets[1]"
     action: str  # create, update, unchanged, or skipped (a change no service can make)
@@ -192,6 +204,7 @@ ENVIRONMENT_SPEC = {
     "default_template": _nullable(_text),
     "targets": _entries,
     "variables": _entries,
+    "repository": _mapping,
 }
 TARGET_SPEC = {
     "name": _text,
@@ -201,6 +214,22 @@ TARGET_SPEC = {
     "health_check_url": _text,
     "labels": _mapping,
     "attributes": _mapping,
+}
+REPOSITORY_SPEC = {
+    "url": _text,
+    "branch": _text,
+    "path": _text,
+    "mode": _one_of(Mode.values),
+    "provider": _one_of(["", *PROVIDERS]),
+    "api_url": _text,
+    "project": _text,
+    "credential_variable": _text,
+    "api_token_variable": _text,
+    "webhook_secret_variable": _text,
+    "health_url": _text,
+    "sync_timeout": _count,
+    "poll_interval": _count,
+    "manifest_template": _text,
 }
 VARIABLE_SPEC = {"name": _text, "target": _nullable(_text), "value": _text, "secret": _flag, "encrypted": _flag}
 TEMPLATE_SPEC = {"slug": _text, "name": _text, "description": _text, "steps": _entries}
@@ -501,6 +530,8 @@ class _Planner:
             )
             targets = self._targets(slug, path, entry, current)
             self._variables(slug, path, entry, current, targets)
+            if "repository" in entry:
+                self._repository(slug, f"{path}.repository", entry["repository"], current)
 
     def _targets(self, environment: str, path: str, entry: dict, current_environment: dict | None) -> set[str]:
         """Plan the environment's targets; returns the names of its targets once imported."""
@@ -611,6 +642,46 @@ class _Planner:
 
         action = CREATE if existing is None else UPDATE
         self.changes.append(Change("variable", key, path, action, diff, apply=create if existing is None else update))
+
+    def _repository(self, environment: str, path: str, entry: dict, current_environment: dict | None) -> None:
+        """Plan a pull-mode environment's repository (after its variables: it names secret ones). The model's
+        own checks run here, so every problem is reported at once; the service checks the secrets' names."""
+        if not _check(entry, path, REPOSITORY_SPEC, self.errors, ()):
+            return
+        current = (current_environment or {}).get("repository")
+        if current is None:
+            for name in ("url", "path", "manifest_template"):
+                if name not in entry:
+                    self.errors.add(f"{path}.{name}", "Needed to create the repository.")
+        wanted = _given(entry, REPOSITORY_FIELDS)
+        repository = EnvironmentRepository(**{**(current or {}), **wanted})
+        missing = {"url", "path", "manifest_template"} - set(wanted)  # reported above, or unchanged
+        for check in (lambda: repository.clean_fields(exclude=["environment", *missing]), repository.clean):
+            try:
+                check()
+            except ValidationError as exc:
+                problems = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.messages}
+                for name, messages in problems.items():
+                    for message in messages:
+                        self.errors.add(path if name == NON_FIELD_ERRORS else f"{path}.{name}", message)
+        if "manifest_template" in wanted:
+            for message in plans.template_syntax_errors(wanted["manifest_template"]):
+                self.errors.add(f"{path}.manifest_template", message)
+        self._add(
+            "repository",
+            environment,
+            path,
+            current,
+            wanted,
+            create=lambda environment=environment, wanted=wanted: gitops.repository_set(
+                actor=self.actor, environment=Environment.objects.get(slug=environment), **wanted
+            ),
+            update=lambda diff, environment=environment: gitops.repository_set(
+                actor=self.actor,
+                environment=Environment.objects.get(slug=environment),
+                **{name: new for name, (_, new) in diff.items()},
+            ),
+        )
 
     # Lifecycles --------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jsonschema import Draft202012Validator
 
 from apps.core.errors import ValidationFailed
+from apps.gitops.git import check_path
 from apps.gitops.models import EnvironmentRepository
 
 from . import steps as step_kinds
@@ -522,6 +523,10 @@ def _pull_plan(release, environment, template_version, strategy: dict, repositor
         "targets": [_target_info(target) for target in targets],
     }
     manifest = _rendered(repository.manifest_template, scope, "The manifest template")
+    try:
+        path = check_path(_rendered(repository.path, scope, "The repository path"))
+    except ValueError as exc:
+        raise ValidationFailed(f"The repository path: {exc}", fields={"repository": [str(exc)]}) from exc
     if len(manifest) > MAX_RENDERED:
         raise ValidationFailed(
             f"The manifest is longer than {MAX_RENDERED} characters.",
@@ -538,7 +543,8 @@ def _pull_plan(release, environment, template_version, strategy: dict, repositor
         entry = _entry(step, undo=step_kinds.get(step["kind"]).reversible)
         entry["params"] = render_step(step, scope, where=f"Step {index + 1} ({step['name']})")
         if step["kind"] == GITOPS_KIND:
-            entry["params"].update(repository=_repository_params(repository, environment), manifest=manifest)
+            repository_params = {**_repository_params(repository, environment), "path": path}
+            entry["params"].update(repository=repository_params, manifest=manifest)
         plan_steps.append(entry)
     names = [target.name for target in targets]
     return {

@@ -23,6 +23,7 @@ from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, Vali
 from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
+from apps.gitops.models import EnvironmentRepository
 from apps.inventory.models import Installation
 from apps.inventory.selectors import current_installations
 from apps.notifications.services import notify
@@ -245,7 +246,11 @@ def latest_version(template: DeploymentTemplate) -> TemplateVersion:
 def _choose_template(release: Release, environment: Environment, template, version=None) -> TemplateVersion:
     if version is not None:
         return version
-    template = template or release.application.default_template or environment.default_template
+    # A pull-mode environment's own template comes first: an application's usual one runs steps on targets.
+    pull = (
+        environment.default_template if EnvironmentRepository.objects.filter(environment=environment).exists() else None
+    )
+    template = template or pull or release.application.default_template or environment.default_template
     if template is None:
         raise ValidationFailed(
             "No deployment template: name one, or set a default on the application or the environment.",

@@ -51,7 +51,9 @@ class EnvironmentRepository(TimestampedModel):
     url = models.CharField(max_length=2048, validators=[validate_repository_url])
     branch = models.CharField(max_length=200, default="main", validators=[validate_branch])
     path = models.CharField(
-        max_length=500, validators=[validate_repository_path], help_text="The file written, e.g. apps/web/values.yaml."
+        max_length=500,
+        validators=[validate_repository_path],
+        help_text="The file written, e.g. apps/{{ release.application }}/values.yaml (Jinja2, like the manifest).",
     )
     manifest_template = models.TextField(
         help_text="Jinja2 rendering the file: {{ release.version }}, {{ artifact.uri }}, {{ var.NAME }}, ..."

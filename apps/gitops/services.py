@@ -53,8 +53,9 @@ MAX_SIGNALS = 50  # per step run: the newest are kept
 def _check(repository: EnvironmentRepository) -> None:
     """What the model cannot check alone: the template's syntax and that the named variables are secrets."""
     errors = {}
-    if problems := template_syntax_errors(repository.manifest_template):
-        errors["manifest_template"] = problems
+    for field in ("manifest_template", "path"):
+        if problems := template_syntax_errors(getattr(repository, field)):
+            errors[field] = problems
     secrets = set(
         Variable.objects.filter(environment=repository.environment, secret=True, target__isnull=True).values_list(
             "name", flat=True

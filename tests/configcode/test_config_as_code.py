@@ -22,6 +22,9 @@ from apps.core.errors import PermissionDenied, ValidationFailed
 from apps.deployments.models import DeploymentTemplate, TemplateVersion
 from apps.deployments.services import template_create, template_update
 from apps.environments.models import Environment, Lifecycle, LifecycleStage, Target, Variable
+from apps.environments.services import environment_grant
+from apps.gitops.models import EnvironmentRepository
+from apps.gitops.services import repository_set
 from apps.policies.models import PolicySet, Rule
 from apps.policies.services import policy_set_create, policy_set_update
 from apps.scheduling.models import FreezeWindow
@@ -50,6 +53,7 @@ HISTORY_MODELS = (
     PolicySet,
     Rule,
     FreezeWindow,
+    EnvironmentRepository,
 )
 
 
@@ -126,6 +130,37 @@ def config(db):
         timezone_name="Europe/Berlin",
     )
     return {"ops": ops, "payments": payments, "dev": dev, "prod": prod}
+
+
+MANIFEST = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ release.application }}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: "{{ artifact.uri }}@{{ artifact.digest }}"  # {{ release.version }}
+"""
+
+
+@pytest.fixture
+def pull_mode(config):
+    """dev in pull mode: its repository opens pull requests on GitHub with a token in a secret variable."""
+    make_variable(config["dev"], "GIT_TOKEN", "ghp-t0ken", secret=True)
+    return repository_set(
+        actor=None,
+        environment=config["dev"],
+        url="https://github.com/acme/environments.git",
+        branch="live",
+        path="dev/payments-api.yaml",
+        manifest_template=MANIFEST,
+        credential_variable="GIT_TOKEN",
+        mode="pull_request",
+        provider="github",
+        sync_timeout=600,
+    )
 
 
 def wipe() -> None:
@@ -456,3 +491,132 @@ def test_aliases_and_nul_characters_are_refused(config):
     assert errors_of('version: 1\nenvironments:\n- {slug: dev, description: "a\\0b"}\n') == {
         "config.yaml": ["NUL characters are not accepted."]
     }
+
+
+# --- Pull mode: an environment's repository ------------------------------------------------------------------
+
+
+def test_the_repository_is_exported_with_its_environment(pull_mode):
+    text = config_export()
+    assert text == config_export()
+    assert "manifest_template: |" in text  # a literal block, as it is written
+    dev, prod = yaml.safe_load(text)["environments"]
+    assert "repository" not in prod
+    assert dev["repository"] == {
+        "url": "https://github.com/acme/environments.git",
+        "branch": "live",
+        "path": "dev/payments-api.yaml",
+        "mode": "pull_request",
+        "provider": "github",
+        "api_url": "",
+        "project": "",
+        "credential_variable": "GIT_TOKEN",
+        "api_token_variable": "",
+        "webhook_secret_variable": "",
+        "health_url": "",
+        "sync_timeout": 600,
+        "poll_interval": 30,
+        "manifest_template": MANIFEST,
+    }
+    assert "ghp-t0ken" not in config_export(include_secrets=True)
+
+
+def test_export_wipe_import_reproduces_the_repository_and_a_second_import_changes_nothing(pull_mode):
+    before = config_export()
+    text = config_export(include_secrets=True)
+    wipe()
+    assert not EnvironmentRepository.objects.exists()
+
+    plan = config_import(actor=None, text=text, dry_run=False)
+
+    (change,) = [c for c in plan.changes if c.kind == "repository"]
+    assert (change.key, change.path, change.action) == ("dev", "environments[0].repository", "create")
+    assert "+ repository dev  (environments[0].repository)" in plan.text()
+    assert config_export() == before
+    repository = EnvironmentRepository.objects.get(environment__slug="dev")
+    assert (repository.mode, repository.manifest_template, repository.sync_timeout) == ("pull_request", MANIFEST, 600)
+    assert AuditEvent.objects.filter(verb="gitops.repository_created", object_id=str(repository.environment_id))
+
+    rows, events = history_rows(), AuditEvent.objects.count()
+    plan = config_import(actor=None, text=text, dry_run=False)
+    assert {change.action for change in plan.changes} == {"unchanged"}
+    assert (history_rows(), AuditEvent.objects.count()) == (rows, events)
+
+
+def test_only_the_repository_fields_in_the_file_change_and_a_missing_repository_stays(pull_mode):
+    rows = EnvironmentRepository.history.count()
+    text = "version: 1\nenvironments:\n- slug: dev\n  repository: {branch: main, poll_interval: 60}\n"
+
+    plan = config_import(actor=None, text=text, dry_run=False)
+
+    (change,) = [c for c in plan.changes if c.kind == "repository"]
+    assert (change.action, change.fields) == ("update", {"branch": ["live", "main"], "poll_interval": [30, 60]})
+    assert "~ repository dev  (environments[0].repository)" in plan.text()
+    repository = EnvironmentRepository.objects.get(environment__slug="dev")
+    assert (repository.branch, repository.poll_interval, repository.path) == ("main", 60, "dev/payments-api.yaml")
+    assert EnvironmentRepository.history.count() == rows + 1
+    # Nothing is ever deleted: an entry without `repository` leaves dev in pull mode.
+    assert not config_import(actor=None, text="version: 1\nenvironments:\n- {slug: dev}\n", dry_run=False).changed
+    assert EnvironmentRepository.objects.filter(environment__slug="dev").exists()
+
+
+@pytest.mark.parametrize(
+    ("repository", "field", "message"),
+    [
+        ("{url: /srv/git/env.git, path: ../escape.yaml, manifest_template: x}", "path", "relative file path"),
+        ("{url: /srv/git/env.git, path: a.yaml}", "manifest_template", "Needed to create the repository."),
+        ("{url: /srv/git/env.git, path: a.yaml, manifest_template: x, mode: merge}", "mode", "One of push"),
+        ("{url: /srv/git/env.git, path: a.yaml, manifest_template: x, mode: pull_request}", "provider", "provider"),
+        ("{url: 'https://u:p@git.example.com/e.git', path: a.yaml, manifest_template: x}", "url", "secret variable"),
+        ("{url: /srv/git/env.git, path: a.yaml, manifest_template: '{{ release.version'}", "manifest_template", ""),
+        ("{url: /srv/git/env.git, path: a.yaml, manifest_template: x, sync_timeout: 1}", "sync_timeout", "Between"),
+        ("{url: /srv/git/env.git, path: a.yaml, manifest_template: x, branch: 1}", "branch", "A string"),
+    ],
+)
+def test_repository_errors_name_the_file_and_path(config, repository, field, message):
+    text = (
+        "version: 1\nenvironments:\n- {slug: a, name: A, owner_team: ops}\n- {slug: dev}\n"
+        f"- slug: prod\n  repository: {repository}\n"
+    )
+    fields = errors_of(text)
+    assert f"config.yaml:environments[2].repository.{field}" in fields, fields
+    assert message in " ".join(fields[f"config.yaml:environments[2].repository.{field}"])
+    assert not EnvironmentRepository.objects.exists()
+
+
+def test_a_repository_naming_a_variable_that_is_not_secret_is_refused_with_its_path_even_on_a_dry_run(config):
+    text = (
+        "version: 1\nenvironments:\n- slug: prod\n  repository:\n    url: /srv/git/env.git\n    path: a.yaml\n"
+        "    manifest_template: x\n    credential_variable: LOG_LEVEL\n"
+    )
+    fields = errors_of(text, filename="prod.yaml", dry_run=True)
+    assert "no secret variable LOG_LEVEL" in " ".join(
+        fields["prod.yaml:environments[0].repository.credential_variable"]
+    )
+    # Its secret, created by the same file, comes first.
+    text += "  variables:\n  - {name: GIT_KEY, secret: true, value: k3y}\n"
+    text = text.replace("credential_variable: LOG_LEVEL", "credential_variable: GIT_KEY")
+    plan = config_import(actor=None, text=text, dry_run=False)
+    assert [(c.kind, c.action) for c in plan.changes if c.action != "unchanged"] == [
+        ("variable", "create"),
+        ("repository", "create"),
+    ]
+    assert EnvironmentRepository.objects.get().credential_variable == "GIT_KEY"
+
+
+def test_a_manager_of_the_environment_may_set_its_repository_and_a_viewer_may_not(config):
+    text = (
+        "version: 1\nenvironments:\n- slug: dev\n"
+        "  repository: {url: /srv/git/e.git, path: a.yaml, manifest_template: x}\n"
+    )
+    viewer = make_user("viewer")
+    team_add_member(actor=None, team=config["ops"], user=viewer)
+    environment_grant(actor=None, environment=config["dev"], team=config["ops"], action="view")
+    with pytest.raises(PermissionDenied, match=r"config\.yaml:environments\[0\]\.repository"):
+        config_import(actor=viewer, text=text, dry_run=False)
+    assert not EnvironmentRepository.objects.exists()
+    paula = make_user("paula")
+    team_add_member(actor=None, team=config["payments"], user=paula)
+    with acting(channel=Channel.CLI, user=paula):
+        config_import(actor=paula, text=text, dry_run=False)
+    assert EnvironmentRepository.objects.get().history.first().history_user == paula

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
+import yaml
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
@@ -13,6 +15,7 @@ from django.utils import timezone
 from apps.approvals.models import ApprovalPolicy
 from apps.deployments.services import deployment_create
 from apps.environments.models import Environment
+from apps.gitops.models import EnvironmentRepository
 from apps.releases.models import Release
 from apps.scheduling.models import FreezeWindow
 from apps.scheduling.services import booking_request
@@ -67,3 +70,36 @@ def test_the_demo_production_deploys_blue_green_and_points_its_live_link_at_the_
     assert not (targets / "prod-blue-1").exists()
     prod.refresh_from_db()
     assert prod.live_slot == "green"
+
+
+def test_the_demo_preview_is_in_pull_mode_and_a_deployment_commits_its_manifest(tmp_path, celery_worker):
+    with override_settings(VAR_DIR=tmp_path):
+        call_command("seed_demo", stdout=StringIO())
+        rows = EnvironmentRepository.history.count()
+        call_command("seed_demo", stdout=StringIO())  # idempotent: the repository is left as it is
+        assert EnvironmentRepository.history.count() == rows == 1
+        preview = Environment.objects.get(slug="preview")
+        assert preview.default_template.slug == "gitops"
+        repository = preview.repository
+        origin = tmp_path / "demo" / "gitops" / "environments.git"
+        assert (repository.url, repository.branch, repository.path) == (
+            str(origin),
+            "main",
+            "preview/{{ release.application }}.yaml",
+        )
+        assert not preview.lifecycle_stages.exists()
+        release = Release.objects.get(application__slug="payments-api", version="1.4.2")
+        deployment = deployment_create(actor=None, release=release, environment=preview)  # its own template
+        deployment = wait_for(deployment, timeout=90)
+    assert deployment.status == "succeeded", deployment.status_reason
+    manifest = subprocess.run(
+        ["git", "--git-dir", str(origin), "show", "main:preview/payments-api.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    document = yaml.safe_load(manifest)
+    assert document["kind"] == "Deployment"
+    assert document["metadata"]["labels"]["app.kubernetes.io/version"] == "1.4.2"
+    annotations = document["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["releasehub.example.com/digest"] == release.artifacts.get().digest

@@ -7,13 +7,22 @@ import json
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.core.errors import ValidationFailed
 from apps.deployments.plans import plan_rows
 from apps.deployments.services import deployment_create, template_create
 from apps.environments.services import environment_grant
 from apps.gitops import providers
 from apps.gitops.models import EnvironmentRepository
 from apps.gitops.services import repository_set
-from tests.factories import bearer_client, make_environment, make_target, make_team, make_user, unique
+from tests.factories import (
+    bearer_client,
+    make_environment,
+    make_target,
+    make_team,
+    make_user,
+    make_variable,
+    unique,
+)
 
 from .conftest import MANIFEST, WEBHOOK_SECRET, gitops_template, sign
 
@@ -196,3 +205,26 @@ def test_gitea_and_gitlab_signatures(scene):
     assert providers.signed("generic", {"X-ReleaseHub-Token": WEBHOOK_SECRET}, body, WEBHOOK_SECRET)  # Argo CD
     assert not providers.signed("generic", {"X-ReleaseHub-Token": "guess"}, body, WEBHOOK_SECRET)
     assert not providers.signed("github", {"X-Hub-Signature-256": sign(body)}, body, "")  # no secret, no match
+
+
+def test_the_path_is_a_template_and_pull_mode_prefers_the_environments_template(scene):
+    from apps.catalog.services import application_update
+    from apps.environments.services import environment_update
+
+    environment = scene.environment("web", path="apps/{{ release.application }}/values.yaml")
+    push = template_create(
+        actor=None,
+        slug=unique("push"),
+        name="Push",
+        steps=[{"name": "Run", "kind": "shell", "params": {"command": "true"}}],
+    )
+    application_update(actor=None, application=scene.application, default_template=push)
+    environment_update(actor=None, environment=environment, default_template=scene.template)
+    deployment = deployment_create(actor=scene.deployer, release=scene.release("1.0.0"), environment=environment)
+    assert deployment.template_version.template == scene.template
+    assert deployment.plan["steps"][0]["params"]["repository"]["path"] == f"apps/{scene.application.slug}/values.yaml"
+
+    make_variable(environment, "DIR", "..")
+    repository_set(actor=None, environment=environment, path="{{ var.DIR }}/x.yaml")
+    with pytest.raises(ValidationFailed, match="The repository path: Give a relative file path"):
+        deployment_create(actor=scene.deployer, release=scene.release("1.0.1"), environment=environment)

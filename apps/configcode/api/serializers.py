@@ -30,7 +30,9 @@ class ConfigDocumentSerializer(serializers.Serializer):
     """The exported document's top level, for the schema (docs/configuration-as-code.md gives each entry)."""
 
     version = serializers.IntegerField()
-    environments = serializers.ListField(child=serializers.DictField(), help_text="With their targets and variables.")
+    environments = serializers.ListField(
+        child=serializers.DictField(), help_text="With their targets, variables and (pull mode) repository."
+    )
     templates = serializers.ListField(child=serializers.DictField())
     lifecycles = serializers.ListField(child=serializers.DictField())
     approval_policies = serializers.ListField(child=serializers.DictField())

@@ -98,6 +98,7 @@ class GitopsCommit(StepKind):
                     StepStatus.SUCCEEDED,
                     f"Already at this version: {repository['path']} on {repository['branch']} holds this manifest "
                     f"(at {short(commit.sha)}); nothing committed.",
+                    state={"outcome": "unchanged"},
                 )
             state.update(commit=commit.sha, since=now(ctx).isoformat(), previous=commit.previous)
             ctx.checkpoint(state)
@@ -188,7 +189,9 @@ class GitopsCommit(StepKind):
         if number and not state.get("merged"):
             verdict = self._merge_verdict(ctx, repository, number)
             if verdict and verdict.state == "closed":
-                return StepResult(StepStatus.FAILED, f"Pull request #{number} was closed without being merged.")
+                state["outcome"] = "closed"
+                message = f"Pull request #{number} was closed without being merged."
+                return StepResult(StepStatus.FAILED, message, state=state)
             if verdict and verdict.state == "merged":
                 state.update(merged=True, revision=verdict.merge_commit or state["commit"])
                 ctx.log(f"Pull request #{number} merged ({short(state['revision'])}).")
@@ -198,6 +201,7 @@ class GitopsCommit(StepKind):
                 )
         revision = state.get("revision") or state["commit"]
         if not ctx.params.get("wait_for_sync", True):
+            state["outcome"] = "committed"
             return StepResult(
                 StepStatus.SUCCEEDED, f"Committed {short(revision)}; not waiting for the sync.", state=state
             )
@@ -232,6 +236,7 @@ class GitopsCommit(StepKind):
                     continue  # an older revision, or another branch's
             elif signal.get("at", "") < since:
                 continue
+            state["outcome"] = "synced" if signal["kind"] == "synced" else "sync_failed"
             if signal["kind"] == "sync_failed":
                 return StepResult(
                     StepStatus.FAILED,
@@ -248,6 +253,7 @@ class GitopsCommit(StepKind):
                 with http_session().get(url, timeout=10, stream=True) as response:
                     body, _ = read_body(response, 64 * 1024)
                     if response.status_code < 400 and version in body:
+                        state["outcome"] = "synced"
                         return StepResult(StepStatus.SUCCEEDED, f"Synced: {url} shows version {version}.", state=state)
                     ctx.log(f"{url} answered {response.status_code} without version {version} yet.")
             except requests.RequestException as exc:

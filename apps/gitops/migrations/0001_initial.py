@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
                 (
                     "path",
                     models.CharField(
-                        help_text="The file written, e.g. apps/web/values.yaml.",
+                        help_text="The file written, e.g. apps/{{ release.application }}/values.yaml (Jinja2, like the manifest).",
                         max_length=500,
                         validators=[apps.gitops.models.validate_repository_path],
                     ),
@@ -169,7 +169,7 @@ class Migration(migrations.Migration):
                 (
                     "path",
                     models.CharField(
-                        help_text="The file written, e.g. apps/web/values.yaml.",
+                        help_text="The file written, e.g. apps/{{ release.application }}/values.yaml (Jinja2, like the manifest).",
                         max_length=500,
                         validators=[apps.gitops.models.validate_repository_path],
                     ),

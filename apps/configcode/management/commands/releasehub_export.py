@@ -6,8 +6,8 @@ from apps.configcode.export import config_export
 
 class Command(BaseCommand):
     help = (
-        "Print the configuration (environments, targets, variables, templates, lifecycles, approval policies, "
-        "policy sets, freezes) as YAML: everything, or what --user may view. Secrets are left out unless "
+        "Print the configuration (environments, targets, variables, repositories, templates, lifecycles, approval "
+        "policies, policy sets, freezes) as YAML: everything, or what --user may view. Secrets are left out unless "
         "--include-secrets, which writes their ciphertexts (never plaintext)."
     )
 

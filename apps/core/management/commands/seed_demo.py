@@ -6,13 +6,16 @@ created through the services, so the audit trail and history show it like any ot
 
 Deployments work for real on one machine: every target is a directory under
 var/demo/targets/, artifacts are small tar.gz files under var/demo/artifacts/ (file:// URIs
-with their true digests), and each target's health check is ReleaseHub's own /healthz.
+with their true digests), and each target's health check is ReleaseHub's own /healthz. The
+preview environment is in pull mode: its deployments commit a Kubernetes manifest to a bare git
+repository, var/demo/gitops/environments.git, where a GitOps operator would pick it up.
 """
 
 import gzip
 import hashlib
 import io
 import os
+import subprocess
 import tarfile
 from datetime import timedelta
 
@@ -38,6 +41,7 @@ from apps.environments.services import (
     target_create,
     variable_create,
 )
+from apps.gitops.services import repository_set
 from apps.policies.models import PolicySet
 from apps.policies.services import policy_set_create
 from apps.releases.models import Release
@@ -129,19 +133,68 @@ ENVIRONMENT_DEPLOYS = {
 ENVIRONMENT_GRANTS = {
     "payments": {
         "dev": ["view", "deploy"],
+        "preview": ["view", "deploy"],
         "test": ["view", "deploy"],
         "staging": ["view", "deploy", "book"],
         "prod": ["view", "book"],
     },
     "storefront": {
         "dev": ["view", "deploy"],
+        "preview": ["view", "deploy"],
         "test": ["view", "deploy"],
         "staging": ["view", "book"],
         "prod": ["view", "book"],
     },
     "release-managers": {"staging": ["view", "approve"], "prod": ["view", "approve"]},
-    "auditors": {"dev": ["view"], "test": ["view"], "staging": ["view"], "prod": ["view"]},
+    "auditors": {"dev": ["view"], "test": ["view"], "staging": ["view"], "prod": ["view"], "preview": ["view"]},
 }
+
+# Pull mode (GitOps): a deployment to preview commits the manifest below, rendered for the release, to the
+# environment repository; an operator (Argo CD, Flux) would apply it. The demo has no operator, so the `gitops`
+# template does not wait for a sync: the deployment succeeds once the commit is pushed. Preview is in no
+# lifecycle: promotions deploy with the application's template, and preview needs a gitops_commit step.
+PREVIEW = {
+    "slug": "preview",
+    "name": "Preview",
+    "tier": "development",
+    "timezone": "UTC",
+    "labels": {"region": "eu-central", "tier": "development", "delivery": "gitops"},
+    "description": "Preview environment of the demo shop, in pull mode: deployments commit a Kubernetes manifest "
+    "to its git repository, and a GitOps operator applies it.",
+}
+PREVIEW_CLUSTER = ("preview-cluster", "https://preview.k8s.example.internal:6443")
+PREVIEW_MANIFEST_PATH = "preview/{{ release.application }}.yaml"
+PREVIEW_MANIFEST = """\
+# Written by ReleaseHub: {{ release.application }} {{ release.version }} in {{ environment.name }}.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ release.application }}
+  namespace: preview
+  labels:
+    app.kubernetes.io/name: {{ release.application }}
+    app.kubernetes.io/version: "{{ release.version }}"
+spec:
+  replicas: {{ var.REPLICAS }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {{ release.application }}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: {{ release.application }}
+        app.kubernetes.io/version: "{{ release.version }}"
+      annotations:
+        releasehub.example.com/artifact: "{{ artifact.uri }}"
+        releasehub.example.com/digest: "{{ artifact.digest }}"
+    spec:
+      containers:
+        - name: app
+          image: "registry.example.com/{{ release.application }}:{{ release.version }}"
+          env:
+            - {name: LOG_LEVEL, value: "{{ var.LOG_LEVEL }}"}
+"""
+GITOPS_TEMPLATE_STEPS = [{"name": "Commit manifest", "kind": "gitops_commit", "params": {"wait_for_sync": False}}]
 
 APPLICATIONS = [
     # slug, name, owner team, repository, versions [(version, branch)], oldest first
@@ -210,14 +263,28 @@ def demo_artifact(slug: str, version: str) -> tuple[str, str]:
     return f"file://{path}", "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def bare_repository(path: str) -> None:
+    """Make a bare git repository at `path`, its default branch main, unless there is one.
+    Raises OSError (no git) or CalledProcessError."""
+    if os.path.exists(os.path.join(path, "HEAD")):
+        return
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", path], check=True, capture_output=True)  # noqa: S603, S607
+    subprocess.run(  # noqa: S603
+        ["git", "--git-dir", path, "symbolic-ref", "HEAD", "refs/heads/main"],  # noqa: S607
+        check=True,
+        capture_output=True,
+    )
+
+
 def health_url() -> str:
     return f"http://{os.environ.get('RELEASEHUB_BIND', '127.0.0.1:8000')}/healthz"
 
 
 class Command(BaseCommand):
     help = (
-        f"Load demo teams, people (password {DEMO_PASSWORD!r}), environments, a lifecycle, applications, artifacts, "
-        "a deployment template and releases."
+        f"Load demo teams, people (password {DEMO_PASSWORD!r}), environments (one in pull mode), a lifecycle, "
+        "applications, artifacts, deployment templates and releases."
     )
 
     def handle(self, *args, **options) -> None:
@@ -306,6 +373,7 @@ class Command(BaseCommand):
                     secret=True,
                 )
             environments[slug] = environment
+        environments["preview"] = self._preview(teams)
         prod = environments["prod"]
         first_target = prod.targets.order_by("name").first()
         if not prod.variables.filter(target=first_target).exists():
@@ -317,6 +385,39 @@ class Command(BaseCommand):
                         actor=None, environment=environments[env_slug], team=teams[team_slug], action=action
                     )
         return environments
+
+    def _preview(self, teams: dict[str, Team]) -> Environment:
+        """The pull-mode environment: a cluster, the variables its manifest uses, the `gitops` template as its
+        default, and its repository (the bare git repository is made again when var/ was cleared)."""
+        url = os.path.abspath(demo_dir("gitops", "environments.git"))
+        try:
+            bare_repository(url)
+        except (OSError, subprocess.CalledProcessError) as exc:  # the rest of the demo works without git
+            self.stderr.write(self.style.WARNING(f"No git repository for preview at {url} ({exc}): install git."))
+        environment = Environment.objects.filter(slug=PREVIEW["slug"]).first()
+        if environment is not None:
+            return environment
+        template = DeploymentTemplate.objects.filter(slug="gitops").first() or template_create(
+            actor=None,
+            slug="gitops",
+            name="GitOps commit",
+            description="Pull mode: commit the manifest rendered for the release to the environment's repository.",
+            steps=GITOPS_TEMPLATE_STEPS,
+        )
+        environment = environment_create(actor=None, owner_team=teams["platform"], default_template=template, **PREVIEW)
+        name, address = PREVIEW_CLUSTER
+        target_create(actor=None, environment=environment, name=name, address=address, attributes={"kind": "cluster"})
+        variable_create(actor=None, environment=environment, name="LOG_LEVEL", value="debug")
+        variable_create(actor=None, environment=environment, name="REPLICAS", value="1")
+        repository_set(
+            actor=None,
+            environment=environment,
+            url=url,
+            branch="main",
+            path=PREVIEW_MANIFEST_PATH,
+            manifest_template=PREVIEW_MANIFEST,
+        )
+        return environment
 
     def _lifecycle(self, environments: dict[str, Environment]) -> Lifecycle:
         existing = Lifecycle.objects.filter(slug="standard").first()
