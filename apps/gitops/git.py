@@ -52,7 +52,7 @@ def check_path(path: str) -> str:
 
 def is_ssh(url: str) -> bool:
     """ssh://host/path, or the scp-like user@host:path."""
-    return url.startswith("ssh://") or ("://" not in url and re.match(r"^[^/:]+@[^/:]+:", url) is not None)
+    return url.startswith("ssh://") or ("://" not in url and re.match(r"^[^-/:][^/:]*@[^-/:][^/:]*:", url) is not None)
 
 
 class WorkingCopy:
@@ -97,7 +97,7 @@ class WorkingCopy:
         self.work = os.path.join(directory, "work")
         os.mkdir(self.work)
         self.git("init", "--quiet")
-        self.git("remote", "add", "origin", remote.url)
+        self.git("remote", "add", "origin", "--", remote.url)
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         try:

@@ -15,6 +15,8 @@ from .providers import PROVIDERS
 
 def validate_repository_url(value: str) -> None:
     """A local path, file://, ssh:// (or user@host:path), https:// or http://; no credentials inside it."""
+    if value.startswith("-") or any(part.startswith("-") for part in re.split(r"[/@:]+", value)):
+        raise ValidationError("No part of the URL may start with '-'.")
     if value.startswith(("https://", "http://")):
         if "@" in value.split("/")[2]:
             raise ValidationError("Put the credential in a secret variable, not in the URL.")

@@ -66,6 +66,8 @@ def test_a_manager_sets_changes_and_removes_the_repository(scene):
         ({"path": ".git/config"}, "path", "relative file path"),
         ({"url": "https://user:pw@git.example.com/envs.git"}, "url", "not in the URL"),
         ({"url": "ftp://git.example.com/envs.git"}, "url", "local path"),
+        ({"url": "-oProxyCommand=touch${IFS}/tmp/x@host:envs.git"}, "url", "start with '-'"),
+        ({"url": "ssh://-oProxyCommand=x/envs.git"}, "url", "start with '-'"),
         ({"branch": "-delete"}, "branch", "branch name"),
         ({"credential_variable": "REPLICAS"}, "credential_variable", "no secret variable REPLICAS"),
         ({"mode": "pull_request", "provider": ""}, "provider", "need a provider"),
