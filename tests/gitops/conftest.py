@@ -284,3 +284,54 @@ def git_http(scene):
     yield server
     server.shutdown()
     server.server_close()
+
+
+@dataclass
+class SSHServer:
+    port: int
+    private_key: str
+    user: str
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """OpenSSH's sshd on a free local port, letting in the holder of a fresh key as the current user."""
+    import getpass
+    import os
+    import shutil
+    import socket
+    import time
+
+    from tests.conftest import require
+
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    require(os.path.exists(binary), "OpenSSH's sshd (Debian: openssh-server) is not installed")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its privilege separation directory
+    directory = tmp_path / "sshd"
+    directory.mkdir()
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)], check=True)
+    (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = directory / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
+        f"AuthorizedKeysFile {directory / 'authorized_keys'}\nPidFile {directory / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\n"
+    )
+    process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if process.poll() is not None:
+            raise AssertionError(f"sshd stopped: {process.stderr.read()}")
+        time.sleep(0.1)
+    yield SSHServer(port, (directory / "client_key").read_text(), getpass.getuser())
+    process.terminate()
+    process.wait(timeout=10)

@@ -13,9 +13,10 @@ from apps.deployments.models import StepRun
 from apps.deployments.services import deployment_create, template_create
 from apps.environments.services import environment_grant
 from apps.gitops import git
+from apps.gitops.services import repository_set
 from apps.inventory.selectors import current_installations
 from tests.deployments.conftest import wait_for
-from tests.factories import make_team, unique
+from tests.factories import make_team, make_variable, unique
 
 from .conftest import TOKEN, WEBHOOK_SECRET, bare_repository, gitops_template, show, sign
 from .conftest import git as run_git
@@ -310,3 +311,19 @@ def test_an_https_credential_is_sent_as_a_header_and_never_shown(scene, git_http
     assert failed.status == "failed"
     assert "git fetch failed" in failed.status_reason
     assert "ghp_revoked-token" not in failed.status_reason + step_run(failed).log
+
+
+def test_an_ssh_repository_is_reached_with_the_private_key_of_a_secret_variable(scene, sshd, celery_worker):
+    template = gitops_template(wait_for_sync=False)
+    environment = scene.environment("dc")
+    make_variable(environment, "DEPLOY_KEY", sshd.private_key, secret=True)
+    repository_set(
+        actor=None,
+        environment=environment,
+        url=f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{scene.repo}",
+        credential_variable="DEPLOY_KEY",
+    )
+    deployment = wait_for(deploy(scene, "dc", "6.0.0", template))
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert "6.0.0" in show(scene.repo, "main", "dc/shop.yaml")
+    assert "PRIVATE KEY" not in step_run(deployment).log
