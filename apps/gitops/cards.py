@@ -76,6 +76,7 @@ def gitops_cards(plan: dict, runs: list[StepRun]) -> list[dict[str, Any]]:
                 "phase_colour": PHASES[phase][1],
                 "commit": commit,
                 "commit_short": commit[:12],
+                "revision": revision if revision != commit else "",
                 "revision_short": revision[:12] if revision and revision != commit else "",
                 "branch": state.get("branch", ""),
                 "pull_request": state.get("pull_request"),

@@ -16,7 +16,7 @@ from apps.gitops import git
 from apps.gitops.services import repository_set
 from apps.inventory.selectors import current_installations
 from tests.deployments.conftest import wait_for
-from tests.factories import make_team, make_variable, unique
+from tests.factories import bearer_client, make_team, make_variable, unique
 
 from .conftest import TOKEN, WEBHOOK_SECRET, bare_repository, gitops_template, show, sign
 from .conftest import git as run_git
@@ -90,6 +90,20 @@ def test_a_deployment_commits_the_manifest_waits_for_the_sync_and_records_the_in
 
     run = awaiting(deployment, "Awaiting sync of")
     commit = run.state["commit"]
+    status = bearer_client(scene.deployer).get(f"/api/v1/deployments/{deployment.pk}/").json()["gitops"]
+    assert status == [
+        {
+            "name": "Commit manifest",
+            "url": str(scene.repo),
+            "branch": "main",
+            "path": "prod/shop.yaml",
+            "phase": "awaiting_sync",
+            "commit": commit,
+            "revision": "",
+            "pull_request": None,
+            "pull_request_url": "",
+        }
+    ]
     assert run_git(scene.repo, "rev-parse", "main") == commit
     assert show(scene.repo, "main", "prod/shop.yaml") == manifest
     assert "replicas: 3" in manifest

@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.approvals.models import ApprovalRequest, Decision
+from apps.gitops.cards import PHASES, gitops_cards
 from apps.policies.models import PolicyOverride
 
 from ..models import Deployment, DeploymentTemplate, StepRun, Strategy
@@ -135,6 +136,20 @@ class ConfirmOverrideSerializer(serializers.Serializer):
     override = serializers.IntegerField(help_text="The id of the override waiting for a second person.")
 
 
+class GitOpsStatusSerializer(serializers.Serializer):
+    """Where a pull-mode deployment's gitops_commit step commits, and where it stands."""
+
+    name = serializers.CharField(help_text="The step's name.")
+    url = serializers.CharField(help_text="The environment repository.")
+    branch = serializers.CharField()
+    path = serializers.CharField()
+    phase = serializers.ChoiceField(choices=list(PHASES), help_text="awaiting_merge and awaiting_sync while running.")
+    commit = serializers.CharField(help_text="The commit made; empty before it or when nothing changed.")
+    revision = serializers.CharField(help_text="The merge commit, when a pull request was merged as another commit.")
+    pull_request = serializers.IntegerField(allow_null=True)
+    pull_request_url = serializers.CharField()
+
+
 class DeploymentDetailSerializer(DeploymentSerializer):
     """One deployment with its plan (secrets as references) and every step run."""
 
@@ -147,6 +162,7 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     )
 
     policy_overrides = PolicyOverrideSerializer(many=True, read_only=True)
+    gitops = serializers.SerializerMethodField()
 
     class Meta(DeploymentSerializer.Meta):
         fields = [
@@ -157,8 +173,27 @@ class DeploymentDetailSerializer(DeploymentSerializer):
             "policy_overrides",
             "approvals",
             "steps",
+            "gitops",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(GitOpsStatusSerializer(many=True))
+    def get_gitops(self, deployment) -> list[dict]:
+        """Pull mode ([] otherwise), from the plan and the step runs already loaded."""
+        return [
+            {
+                "name": card["name"],
+                "url": card["repository"].get("url", ""),
+                "branch": card["repository"].get("branch", ""),
+                "path": card["repository"].get("path", ""),
+                "phase": card["phase"],
+                "commit": card["commit"],
+                "revision": card["revision"],
+                "pull_request": card["pull_request"],
+                "pull_request_url": card["pull_request_url"],
+            }
+            for card in gitops_cards(deployment.plan, list(deployment.step_runs.all()))
+        ]
 
     @extend_schema_field(ApprovalSerializer(allow_null=True))
     def get_approvals(self, deployment) -> dict | None:
