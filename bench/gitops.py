@@ -1,5 +1,6 @@
 """Pull mode's git work: what the gitops_commit step costs against a local bare repository, through the real
-apps.gitops.git.commit_file (the git command line, a fresh single-branch clone at depth 1 each time):
+apps.gitops.git.commit_file (the git command line: a fetch of one branch at depth 1 into a fresh bare repository,
+the file written with git's plumbing, a push):
 
 1. a commit and push that changes the manifest, in a repository of --history commits over 50 files;
 2. the same call when the file already holds the content ("already at this version": fetch and compare);
@@ -72,7 +73,7 @@ def main() -> None:
 
         def commit(content: str, path: str = "apps/shop/values.yaml", **extra) -> git.Commit:
             return git.commit_file(
-                remote, branch="main", path=path, content=content, message="bench", author=AUTHOR, **extra
+                remote, branch="main", path=path, content=content.encode(), message="bench", author=AUTHOR, **extra
             )
 
         changed, unchanged = [], []

@@ -53,6 +53,7 @@ REPOSITORY_FIELDS = (
     "api_url",
     "project",
     "credential_variable",
+    "ssh_known_hosts",
     "api_token_variable",
     "webhook_secret_variable",
     "health_url",

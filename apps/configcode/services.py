@@ -224,6 +224,7 @@ REPOSITORY_SPEC = {
     "api_url": _text,
     "project": _text,
     "credential_variable": _text,
+    "ssh_known_hosts": _text,
     "api_token_variable": _text,
     "webhook_secret_variable": _text,
     "health_url": _text,

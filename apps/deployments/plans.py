@@ -489,6 +489,7 @@ def _repository_params(repository, environment) -> dict[str, Any]:
         "project": repository.project,
         "credential": reference["credential"] if repository.credential_variable else "",
         "api_token": reference["api_token"] if repository.api_token_variable else "",
+        "ssh_known_hosts": repository.ssh_known_hosts,
         "health_url": repository.health_url,
         "sync_timeout": repository.sync_timeout,
         "poll_interval": repository.poll_interval,

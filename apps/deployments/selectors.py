@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from apps.catalog.models import Application
 from apps.core.errors import NotFound
@@ -117,7 +117,15 @@ def previous_success(deployment: Deployment) -> Deployment | None:
     )
 
 
+def undoable_runs(deployment: Deployment):
+    """The deploy step runs a rollback undoes: those that succeeded, and those that changed something before they
+    failed or while they wait (StepResult.state["changed"]: a gitops_commit that pushed, then was not synced)."""
+    return StepRun.objects.filter(deployment=deployment, action="deploy").filter(
+        Q(status="succeeded") | Q(state__changed=True)
+    )
+
+
 def has_undo_work(deployment: Deployment) -> bool:
-    """Whether rolling the deployment back would undo anything: a step that rollback undoes succeeded."""
+    """Whether rolling the deployment back would undo anything: a step that rollback undoes changed something."""
     undone = [i for i, step in enumerate(deployment.plan["steps"]) if undoes(step)]
-    return StepRun.objects.filter(deployment=deployment, action="deploy", status="succeeded", step__in=undone).exists()
+    return undoable_runs(deployment).filter(step__in=undone).exists()

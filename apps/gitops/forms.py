@@ -57,6 +57,13 @@ class RepositoryForm(BootstrapForm):
         help_text="Push commits straight to the branch; a pull request waits for someone to merge it.",
     )
     credential_variable = forms.ChoiceField(required=False, label="Credential", help_text=_help("credential_variable"))
+    ssh_known_hosts = forms.CharField(
+        required=False,
+        strip=False,
+        label="SSH known hosts",
+        help_text=_help("ssh_known_hosts"),
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "class": "font-monospace"}),
+    )
     provider = forms.ChoiceField(
         required=False,
         choices=[("", "None"), *[(name, PROVIDER_NAMES[name]) for name in PROVIDERS]],
@@ -91,6 +98,9 @@ class RepositoryForm(BootstrapForm):
     def clean_manifest_template(self) -> str:
         """Browsers send CRLF line ends; the file committed has LF ones."""
         return self.cleaned_data["manifest_template"].replace("\r\n", "\n")
+
+    def clean_ssh_known_hosts(self) -> str:
+        return self.cleaned_data["ssh_known_hosts"].replace("\r\n", "\n").strip()
 
     def values(self) -> dict[str, Any]:
         """The service's keyword arguments (call after is_valid())."""

@@ -2,10 +2,13 @@
 never force. The `git` command line does the work, so local paths, file://, ssh:// and https:// remotes all
 behave as they do for people.
 
-Each call works in a throw-away directory with its own HOME and no system configuration, so nothing on the
-worker's machine changes what is committed. An https credential travels as an HTTP header through git's
-environment (GIT_CONFIG_*), never in the URL, a command line or a file; an ssh credential (a private key) lives
-in a 0600 file inside that directory for the duration of the call.
+Each call works in a throw-away bare repository with its own HOME and no system configuration, so nothing on
+the worker's machine changes what is committed. Files are written with git's plumbing (hash-object,
+update-index, write-tree, commit-tree) and never checked out, so nothing in the repository (a symbolic link
+where the file should be, a hook) can make the worker touch its own disk. An https credential travels as an
+HTTP header through git's environment (GIT_CONFIG_*), never in the URL, a command line or a file; an ssh
+credential (a private key) lives in a 0600 file inside that directory for the duration of the call, and the
+host's key is checked against the known hosts given (accepted on first use when none are given).
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shlex
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 COMMITTER = ("ReleaseHub", "releasehub@localhost")
 REJECTED = re.compile(r"\[rejected\]|\(fetch first\)|non-fast-forward|failed to update ref|cannot lock ref", re.I)
 MISSING_BRANCH = re.compile(r"couldn't find remote ref|not our ref|invalid refspec", re.I)
+SHA = re.compile(r"[0-9a-f]{7,64}")
 
 
 class GitError(Exception):
@@ -32,6 +37,7 @@ class GitError(Exception):
 class Remote:
     url: str
     credential: str = ""  # https: a token (or user:token); ssh: a private key
+    known_hosts: str = ""  # ssh: the host's keys, as in a known_hosts file; "": accepted on first use
     timeout: float = 120.0  # seconds per git command
 
 
@@ -39,7 +45,7 @@ class Remote:
 class Commit:
     sha: str  # the commit that holds the file: the new one, or the branch's head when nothing changed
     changed: bool
-    previous: str | None = None  # the file's content before the commit; None: there was no such file
+    previous: bytes | None = None  # the file before the commit; None: there was no such file
 
 
 def check_path(path: str) -> str:
@@ -55,12 +61,15 @@ def is_ssh(url: str) -> bool:
     return url.startswith("ssh://") or ("://" not in url and re.match(r"^[^-/:][^/:]*@[^-/:][^/:]*:", url) is not None)
 
 
-class WorkingCopy:
-    """An empty repository in a temporary directory whose `origin` is the remote."""
+def is_http(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+class Repository:
+    """An empty bare repository in a temporary directory whose `origin` is the remote."""
 
     def __init__(self, remote: Remote, directory: str) -> None:
         self.remote = remote
-        self.directory = directory
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": directory,
@@ -70,70 +79,82 @@ class WorkingCopy:
             "GIT_COMMITTER_EMAIL": COMMITTER[1],
             "LC_ALL": "C",
         }
-        config = {
-            "protocol.file.allow": "always",
-            "init.defaultBranch": "main",
-            "core.hooksPath": "/dev/null",
-            "user.name": COMMITTER[0],
-            "user.email": COMMITTER[1],
-        }
-        if remote.credential and remote.url.startswith(("https://", "http://")):
+        config = {"protocol.file.allow": "always", "core.hooksPath": "/dev/null"}
+        if remote.credential and is_http(remote.url):
             user, _, token = remote.credential.rpartition(":") if ":" in remote.credential else ("", "", "")
             basic = f"{user}:{token}" if user else f"x-access-token:{remote.credential}"
             config["http.extraHeader"] = "Authorization: Basic " + base64.b64encode(basic.encode()).decode()
-        elif remote.credential and is_ssh(remote.url):
-            key = Path(directory, ".ssh-key")
-            key.write_text(remote.credential.strip() + "\n")
-            key.chmod(0o600)
-            known = Path(directory, ".known_hosts")
-            self.env["GIT_SSH_COMMAND"] = (
-                f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
-                f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known}"
-            )
+        elif is_ssh(remote.url):
+            known = os.path.join(directory, "known_hosts")
+            _private_file(known, remote.known_hosts.strip() + "\n" if remote.known_hosts.strip() else "")
+            options = ["-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}"]
+            options += ["-o", "StrictHostKeyChecking=" + ("yes" if remote.known_hosts.strip() else "accept-new")]
+            if remote.credential:
+                key = os.path.join(directory, "ssh-key")
+                _private_file(key, remote.credential.strip() + "\n")
+                options += ["-i", key, "-o", "IdentitiesOnly=yes"]
+            self.env["GIT_SSH_COMMAND"] = shlex.join(["ssh", *options])
         for index, (key, value) in enumerate(config.items()):
             self.env[f"GIT_CONFIG_KEY_{index}"] = key
             self.env[f"GIT_CONFIG_VALUE_{index}"] = value
         self.env["GIT_CONFIG_COUNT"] = str(len(config))
-        self.work = os.path.join(directory, "work")
-        os.mkdir(self.work)
-        self.git("init", "--quiet")
+        self.directory = os.path.join(directory, "repository.git")
+        os.mkdir(self.directory)
+        self.git("init", "--quiet", "--bare")
         self.git("remote", "add", "origin", "--", remote.url)
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
+    def run(self, *args: str, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
         try:
             return subprocess.run(  # noqa: S603 - git with arguments this module builds, no shell
                 ["git", *args],  # noqa: S607 - the git on PATH, as for people
-                cwd=self.work,
-                env=self.env,
+                cwd=self.directory,
+                env={**self.env, **(env or {})},
                 capture_output=True,
-                text=True,
+                input=input,
                 timeout=self.remote.timeout,
-                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"git {args[0]} took longer than {self.remote.timeout:g}s.") from exc
 
-    def git(self, *args: str) -> str:
-        done = self.run(*args)
+    def git(self, *args: str, input: bytes | None = None, env: dict | None = None) -> str:
+        done = self.run(*args, input=input, env=env)
         if done.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {(done.stderr or done.stdout).strip()[-2000:]}")
-        return done.stdout.strip()
+            output = (done.stderr or done.stdout).decode(errors="replace").strip()
+            raise GitError(f"git {args[0]} failed: {output[-2000:]}")
+        return done.stdout.decode(errors="replace").strip()
 
     def fetch(self, branch: str, *, depth: int | None = 1) -> str | None:
         """Fetch the branch; its head, or None when the remote has no such branch (an empty repository)."""
         args = ["fetch", "--quiet", "--no-tags"] + ([f"--depth={depth}"] if depth else [])
         done = self.run(*args, "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
         if done.returncode != 0:
-            if MISSING_BRANCH.search(done.stderr):
+            if MISSING_BRANCH.search(done.stderr.decode(errors="replace")):
                 return None
-            raise GitError(f"git fetch failed: {done.stderr.strip()[-2000:]}")
+            raise GitError(f"git fetch failed: {done.stderr.decode(errors='replace').strip()[-2000:]}")
         return self.git("rev-parse", f"refs/remotes/origin/{branch}")
 
+    def read(self, head: str, path: str) -> bytes | None:
+        """The file at `path` in commit `head`; None when there is none. Raises GitError when `path` is
+        something else there (a directory, a symbolic link, a submodule)."""
+        entry = self.git("ls-tree", "--full-tree", head, "--", path)
+        if not entry:
+            return None
+        mode, kind, blob = entry.split("\t", 1)[0].split()
+        if kind != "blob" or mode not in ("100644", "100755"):
+            raise GitError(f"{path} is not a regular file in the repository (git mode {mode}); refusing to replace it.")
+        return self.run("cat-file", "blob", blob).stdout
 
-def _workspace(remote: Remote) -> tuple[tempfile.TemporaryDirectory, WorkingCopy]:
+
+def _private_file(path: str, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
+def _workspace(remote: Remote) -> tuple[tempfile.TemporaryDirectory, Repository]:
     holder = tempfile.TemporaryDirectory(prefix="releasehub-git-")
     try:
-        return holder, WorkingCopy(remote, holder.name)
+        return holder, Repository(remote, holder.name)
     except BaseException:
         holder.cleanup()
         raise
@@ -144,7 +165,7 @@ def commit_file(
     *,
     branch: str,
     path: str,
-    content: str | None,
+    content: bytes | None,
     message: str,
     author: tuple[str, str],
     push_branch: Callable[[str], str] | None = None,
@@ -159,46 +180,48 @@ def commit_file(
     request into `branch`. When the file already is as asked, nothing is committed: Commit(head, False).
     """
     path = check_path(path)
-    holder, copy = _workspace(remote)
+    holder, repository = _workspace(remote)
+    identity = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1]}
     with holder:
         for attempt in range(1, attempts + 1):
-            head = copy.fetch(branch)
-            if head:
-                copy.git("checkout", "--quiet", "-B", "work", head)
-            else:
-                copy.git("checkout", "--quiet", "--orphan", "work")
-            file = Path(copy.work, path)
-            previous = file.read_text(errors="replace") if head and file.is_file() else None
+            head = repository.fetch(branch)
+            previous = repository.read(head, path) if head else None
             if head and previous == content:
                 return Commit(head, changed=False, previous=previous)
+            repository.git("read-tree", head) if head else repository.git("read-tree", "--empty")
             if content is None:
-                copy.git("rm", "--quiet", "--", path)
+                repository.git("update-index", "--force-remove", "--", path)
             else:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                file.write_text(content)
-                copy.git("add", "--", path)
-            copy.git("commit", "--quiet", "--no-verify", f"--author={author[0]} <{author[1]}>", "-m", message)
-            sha = copy.git("rev-parse", "HEAD")
+                blob = repository.git("hash-object", "-w", "--stdin", input=content)
+                repository.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+            tree = repository.git("write-tree")
+            parents = ["-p", head] if head else []
+            sha = repository.git("commit-tree", tree, *parents, input=message.encode(), env=identity)
             destination = push_branch(sha) if push_branch else branch
-            done = copy.run("push", "--porcelain", "origin", f"HEAD:refs/heads/{destination}")
+            done = repository.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{destination}")
             if done.returncode == 0:
                 log(f"Pushed {sha[:12]} to {destination}.")
                 return Commit(sha, changed=True, previous=previous)
-            output = f"{done.stdout}\n{done.stderr}"
+            output = f"{done.stdout.decode(errors='replace')}\n{done.stderr.decode(errors='replace')}"
             if push_branch or not REJECTED.search(output):
                 raise GitError(f"git push failed: {output.strip()[-2000:]}")
             log(f"{branch} moved while committing (attempt {attempt} of {attempts}); fetching it and trying again.")
         raise GitError(f"{branch} kept moving: the push was rejected {attempts} times. Nothing was forced.")
 
 
-def contains(remote: Remote, *, branch: str, commit: str, revision: str) -> bool:
-    """Whether `revision` (a commit the operator applied) includes `commit`: it is `commit` or comes after it."""
-    if revision == commit or (len(revision) >= 7 and commit.startswith(revision)):
-        return True
-    holder, copy = _workspace(remote)
+def containing(remote: Remote, *, branch: str, commit: str, revisions: Iterable[str]) -> set[str]:
+    """Which of `revisions` (commits an operator reports it applied) include `commit`: are it or come after it
+    on `branch`. One fetch of the branch, only when a revision is not `commit` itself."""
+    wanted = {revision for revision in revisions if SHA.fullmatch(revision)}
+    found = {revision for revision in wanted if commit.startswith(revision)}
+    if not wanted - found or not SHA.fullmatch(commit):
+        return found
+    holder, repository = _workspace(remote)
     with holder:
-        if copy.fetch(branch, depth=None) is None:
-            return False
-        if copy.run("cat-file", "-e", f"{revision}^{{commit}}").returncode != 0:
-            return False
-        return copy.run("merge-base", "--is-ancestor", commit, revision).returncode == 0
+        if repository.fetch(branch, depth=None) is None:
+            return found
+        for revision in wanted - found:
+            known = repository.run("cat-file", "-e", f"{revision}^{{commit}}").returncode == 0
+            if known and repository.run("merge-base", "--is-ancestor", commit, revision).returncode == 0:
+                found.add(revision)
+    return found

@@ -66,6 +66,10 @@ class EnvironmentRepository(TimestampedModel):
         validators=[validate_identifier],
         help_text="The secret variable holding the token (https) or private key (ssh).",
     )
+    ssh_known_hosts = models.TextField(
+        blank=True,
+        help_text="ssh: the server's public keys, as `ssh-keyscan HOST` prints them; blank: trusted on first use.",
+    )
     mode = models.CharField(max_length=16, choices=Mode, default=Mode.PUSH)
     provider = models.CharField(max_length=16, choices=[(p, p.title()) for p in PROVIDERS], blank=True)
     api_url = models.CharField(
@@ -109,6 +113,8 @@ class EnvironmentRepository(TimestampedModel):
             errors["api_url"] = ["Give the Gitea server's URL."]
         if self.api_url and not self.api_url.startswith(("https://", "http://")):
             errors["api_url"] = ["An http(s) URL."]
+        if self.ssh_known_hosts and not is_ssh(self.url):
+            errors["ssh_known_hosts"] = ["Known hosts are for ssh:// (or user@host:path) repositories only."]
         if self.health_url and not self.health_url.startswith(("https://", "http://")):
             errors["health_url"] = ["An http(s) URL."]
         if not 10 <= self.sync_timeout <= 7 * 86400:

@@ -75,7 +75,9 @@ class _GitHubLike:
     def _read(self, data: dict) -> PullRequest:
         merged = bool(data.get("merged"))
         state = "merged" if merged else ("open" if data.get("state") == "open" else "closed")
-        return PullRequest(int(data["number"]), data.get("html_url", ""), state, data.get("merge_commit_sha") or "")
+        return PullRequest(
+            int(data["number"]), data.get("html_url", ""), state, _revision(data.get("merge_commit_sha") or "")
+        )
 
     def create(self, *, api_url, project, token, head, base, title, body) -> PullRequest:
         payload = {"title": title, "head": head, "base": base, "body": body}
@@ -103,7 +105,7 @@ class GitLab:
 
     def _read(self, data: dict) -> PullRequest:
         state = {"opened": "open", "locked": "open", "merged": "merged"}.get(data.get("state", ""), "closed")
-        commit = data.get("merge_commit_sha") or data.get("squash_commit_sha") or ""
+        commit = _revision(data.get("merge_commit_sha") or data.get("squash_commit_sha") or "")
         return PullRequest(int(data["iid"]), data.get("web_url", ""), state, commit)
 
     def create(self, *, api_url, project, token, head, base, title, body) -> PullRequest:
@@ -166,7 +168,7 @@ def _same(given: str, expected: str) -> bool:
 
 def _revision(text: str) -> str:
     """The commit SHA of a revision as operators report it: `abc123`, `main@sha1:abc123`, `main/abc123`."""
-    match = re.search(r"([0-9a-f]{7,64})$", (text or "").strip().lower())
+    match = re.search(r"([0-9a-f]{7,64})$", str(text or "").strip().lower())
     return match.group(1) if match else ""
 
 
@@ -178,7 +180,7 @@ def parse(provider: str, headers, body: bytes) -> Event:
     if provider in ("github", "gitea"):
         name = headers.get("X-GitHub-Event" if provider == "github" else "X-Gitea-Event", "")
         pull = data.get("pull_request") or {}
-        project = (data.get("repository") or {}).get("full_name", "")
+        project = str((data.get("repository") or {}).get("full_name", ""))
         if name != "pull_request" or data.get("action") != "closed" or not isinstance(pull, dict):
             return Event("", project, name=name)
         merged = bool(pull.get("merged"))
@@ -186,13 +188,13 @@ def parse(provider: str, headers, body: bytes) -> Event:
             "merged" if merged else "closed",
             project,
             pull_request=int(pull.get("number") or data.get("number") or 0),
-            revision=(pull.get("merge_commit_sha") or "") if merged else "",
+            revision=_revision(pull.get("merge_commit_sha") or "") if merged else "",
             name=f"{name}.closed",
         )
     if provider == "gitlab":
         name = headers.get("X-Gitlab-Event", "")
         attributes = data.get("object_attributes") or {}
-        project = (data.get("project") or {}).get("path_with_namespace", "")
+        project = str((data.get("project") or {}).get("path_with_namespace", ""))
         action = attributes.get("action") if isinstance(attributes, dict) else None
         if data.get("object_kind") != "merge_request" or action not in ("merge", "close"):
             return Event("", project, name=name)
@@ -200,7 +202,7 @@ def parse(provider: str, headers, body: bytes) -> Event:
             "merged" if action == "merge" else "closed",
             project,
             pull_request=int(attributes.get("iid") or 0),
-            revision=attributes.get("merge_commit_sha") or "",
+            revision=_revision(attributes.get("merge_commit_sha") or attributes.get("squash_commit_sha") or ""),
             name=f"merge_request.{action}",
         )
     # generic: {"status": "synced"|"healthy"|"degraded"|"failed", "revision", "environment", "message"}

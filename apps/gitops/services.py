@@ -8,7 +8,9 @@ the signal means for it (apps.deployments.steps.gitops_commit), so webhooks and 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from django.db import transaction
@@ -37,6 +39,7 @@ REPOSITORY_FIELDS = {
     "path",
     "manifest_template",
     "credential_variable",
+    "ssh_known_hosts",
     "mode",
     "provider",
     "api_url",
@@ -65,6 +68,9 @@ def _check(repository: EnvironmentRepository) -> None:
         name = getattr(repository, field)
         if name and name not in secrets:
             errors[field] = [f"{repository.environment.name} has no secret variable {name}."]
+    host = urlsplit(repository.url).hostname if repository.url.startswith("http://") else None
+    if repository.credential_variable and host and host not in ("127.0.0.1", "localhost", "::1"):
+        errors["credential_variable"] = ["A credential travels over https only (plain http: to this machine only)."]
     if errors:
         raise ValidationFailed("The repository settings are not valid.", fields=errors)
 
@@ -178,15 +184,19 @@ def webhook_receive(*, provider: str, headers, body: bytes) -> dict[str, Any]:
         deployment__environment_id__in=[r.environment_id for r in repositories],
     )
     if event.pull_request is not None:
-        runs = runs.filter(state__pull_request=event.pull_request)
-    signal = {**event.as_signal(), "provider": provider, "at": now.isoformat()}
+        # A step still opening its pull request has not recorded the number yet: it gets the news too.
+        runs = runs.filter(
+            Q(state__pull_request=event.pull_request) | Q(status=R.RUNNING, state__pull_request__isnull=True)
+        )
+    signal = {**event.as_signal(), "id": uuid.uuid4().hex, "provider": provider, "at": now.isoformat()}
     with transaction.atomic():
+        # The deployments first, then their step runs: the order the engine locks them in.
+        woken = runs.values_list("deployment_id", flat=True)
+        list(Deployment.objects.select_for_update().filter(pk__in=woken).order_by("pk").only("pk"))
         for run in runs.select_for_update().order_by("pk"):
             StepRun.objects.filter(pk=run.pk).update(signals=[*run.signals, signal][-MAX_SIGNALS:], resume_at=now)
-            woken = Deployment.objects.filter(pk=run.deployment_id, status=S.RUNNING, lease_owner="").update(
-                next_run_at=now
-            )
-            if woken:  # else a worker runs the step now, and sees the signal when it records the outcome
+            idle = Deployment.objects.filter(pk=run.deployment_id, status=S.RUNNING, lease_owner="")
+            if idle.update(next_run_at=now):  # else a worker runs the step now, and sees the signal when it is done
                 transaction.on_commit(lambda pk=run.deployment_id: enqueue(pk))
             answer["deployments"].append(run.deployment_id)
         audit_record(

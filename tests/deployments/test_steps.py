@@ -240,6 +240,8 @@ VALID_PARAMS = [
     ("wait", {"seconds": 0}),
     ("wait", {"seconds": 86400}),
     ("manual_intervention", {"instructions": "Check the dashboard, then resume."}),
+    ("gitops_commit", {}),
+    ("gitops_commit", {"wait_for_sync": False}),
 ]
 
 
@@ -254,12 +256,15 @@ def test_every_builtin_kind_is_registered_with_its_contract():
         "manual_intervention",
         "analysis",
         "switch_traffic",
+        "gitops_commit",
     }
     batch = {"wait", "manual_intervention", "analysis", "switch_traffic"}
-    assert {n for n, k in kinds.items() if k.scope == "batch"} == batch
+    assert {n for n, k in kinds.items() if k.scope == "batch"} == {*batch, "gitops_commit"}
     assert {n for n, k in kinds.items() if k.idempotent} == {"health_check", "release_dir", *batch}
     assert {n for n, k in kinds.items() if k.installs} == {"release_dir"}
-    assert {n for n, k in kinds.items() if k.reversible} == {"release_dir", "switch_traffic"}
+    assert {n for n, k in kinds.items() if k.reversible} == {"release_dir", "switch_traffic", "gitops_commit"}
+    assert {n for n, k in kinds.items() if k.signals} == {n for n, k in kinds.items() if k.describes_deployment}
+    assert {n for n, k in kinds.items() if k.signals} == {"gitops_commit"}
     assert {n for n, k in kinds.items() if not k.in_templates} == {"analysis", "switch_traffic"}
     for kind in kinds.values():
         assert kind.title

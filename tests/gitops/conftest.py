@@ -291,6 +291,7 @@ class SSHServer:
     port: int
     private_key: str
     user: str
+    known_hosts: str  # the server's host key, as a known_hosts line
 
 
 @pytest.fixture
@@ -332,6 +333,8 @@ def sshd(tmp_path):
         if process.poll() is not None:
             raise AssertionError(f"sshd stopped: {process.stderr.read()}")
         time.sleep(0.1)
-    yield SSHServer(port, (directory / "client_key").read_text(), getpass.getuser())
+    host_key = (directory / "host_key.pub").read_text().split()
+    known = f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n"
+    yield SSHServer(port, (directory / "client_key").read_text(), getpass.getuser(), known)
     process.terminate()
     process.wait(timeout=10)

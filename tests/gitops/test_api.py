@@ -230,3 +230,22 @@ def test_the_path_is_a_template_and_pull_mode_prefers_the_environments_template(
     repository_set(actor=None, environment=environment, path="{{ var.DIR }}/x.yaml")
     with pytest.raises(ValidationFailed, match="The repository path: Give a relative file path"):
         deployment_create(actor=scene.deployer, release=scene.release("1.0.1"), environment=environment)
+
+
+def test_a_credential_is_not_sent_over_plain_http_to_another_machine(scene):
+    environment = scene.environment("web")
+    with pytest.raises(ValidationFailed) as refused:
+        repository_set(
+            actor=None, environment=environment, url="http://git.example.com/envs.git", credential_variable="GIT_TOKEN"
+        )
+    assert "https only" in refused.value.fields["credential_variable"][0]
+
+
+def test_health_answers_name_the_version_as_a_whole():
+    from apps.deployments.steps.gitops_commit import shows_version
+
+    assert shows_version('{"version": "1.2"}', "1.2")
+    assert shows_version("payments-api 1.2 (abc)", "1.2")
+    assert not shows_version('{"version": "1.20"}', "1.2")
+    assert not shows_version('{"version": "11.2"}', "1.2")
+    assert not shows_version('{"version": "1.2.3"}', "1.2")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
+
+import pytest
 
 from apps.approvals.services import approve, policy_set
 from apps.audit.models import AuditEvent
@@ -164,7 +167,7 @@ def test_concurrent_pushes_to_one_branch_fetch_and_commit_again_never_force(tmp_
         git.Remote(str(repo)),
         branch="main",
         path="README",
-        content="shared\n",
+        content=b"shared\n",
         message="init",
         author=("A", "a@example.com"),
     )
@@ -176,7 +179,7 @@ def test_concurrent_pushes_to_one_branch_fetch_and_commit_again_never_force(tmp_
             git.Remote(str(repo)),
             branch="main",
             path=f"{name}/app.yaml",
-            content=f"{name}\n",
+            content=f"{name}\n".encode(),
             message=f"Deploy to {name}",
             author=("A", "a@example.com"),
             log=logs[name].append,
@@ -327,17 +330,78 @@ def test_an_https_credential_is_sent_as_a_header_and_never_shown(scene, git_http
     assert "ghp_revoked-token" not in failed.status_reason + step_run(failed).log
 
 
-def test_an_ssh_repository_is_reached_with_the_private_key_of_a_secret_variable(scene, sshd, celery_worker):
+def test_an_ssh_repository_is_reached_with_a_deploy_key_and_its_host_key_checked(scene, sshd, tmp_path, celery_worker):
     template = gitops_template(wait_for_sync=False)
     environment = scene.environment("dc")
     make_variable(environment, "DEPLOY_KEY", sshd.private_key, secret=True)
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{scene.repo}"
     repository_set(
-        actor=None,
-        environment=environment,
-        url=f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{scene.repo}",
-        credential_variable="DEPLOY_KEY",
+        actor=None, environment=environment, url=url, credential_variable="DEPLOY_KEY", ssh_known_hosts=sshd.known_hosts
     )
     deployment = wait_for(deploy(scene, "dc", "6.0.0", template))
     assert deployment.status == "succeeded", deployment.status_reason
     assert "6.0.0" in show(scene.repo, "main", "dc/shop.yaml")
     assert "PRIVATE KEY" not in step_run(deployment).log
+
+    # Another host key than the one given: ssh refuses to talk, nothing is pushed.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = " ".join([sshd.known_hosts.split()[0], *(tmp_path / "other.pub").read_text().split()[:2]])
+    repository_set(actor=None, environment=environment, ssh_known_hosts=other)
+    refused = wait_for(deploy(scene, "dc", "6.0.1", template))
+    assert refused.status == "failed"
+    assert "Host key verification failed" in refused.status_reason
+    assert "6.0.0" in show(scene.repo, "main", "dc/shop.yaml")
+
+
+def test_a_failed_sync_rolls_the_commit_back_when_the_deployment_says_so(scene, client, celery_worker):
+    scene.environment("prod")
+    assert wait_for(deploy(scene, "prod", "1.0.0", gitops_template(wait_for_sync=False))).status == "succeeded"
+    before = show(scene.repo, "main", "prod/shop.yaml")
+    deployment = deployment_create(
+        actor=scene.deployer,
+        release=scene.release("2.0.0"),
+        environment=scene.environments["prod"],
+        template=scene.template,
+        strategy_options={"rollback_on_failure": True},
+    )
+    commit = awaiting(deployment, "Awaiting sync of").state["commit"]
+    failed = {"status": "degraded", "revision": commit, "message": "CrashLoopBackOff"}
+    assert webhook(client, "generic", failed).json()["deployments"] == [deployment.pk]
+    deployment = wait_for(deployment)
+    assert deployment.status == "rolled_back", deployment.status_reason
+    assert "The operator reported a failed sync of" in deployment.status_reason
+    assert show(scene.repo, "main", "prod/shop.yaml") == before  # the operator goes back to 1.0.0
+
+
+def test_a_retry_after_the_sync_timed_out_waits_again(scene, client, celery_worker):
+    from apps.deployments.services import deployment_retry
+
+    scene.environment("prod", sync_timeout=10, poll_interval=5)
+    deployment = wait_for(deploy(scene, "prod", "1.0.0"), timeout=60)
+    assert deployment.status == "failed"
+    assert "still not done when the sync timeout ran out" in deployment.status_reason
+    commit = step_run(deployment).state["commit"]
+    deployment_retry(actor=scene.deployer, deployment=deployment)
+    run = awaiting(deployment, "Awaiting sync of")  # the same commit, a new wait: nothing committed again
+    assert run.state["commit"] == commit
+    assert run_git(scene.repo, "rev-list", "--count", "main") == "1"
+    assert webhook(client, "generic", {"status": "synced", "revision": commit}).status_code == 202
+    assert wait_for(deployment).status == "succeeded"
+
+
+def test_a_symbolic_link_in_the_repository_is_never_followed(tmp_path):
+    """The worker writes nothing outside git: a link where the file's folder should be is refused."""
+    repo = bare_repository(tmp_path / "links.git")
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    outside.mkdir()
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
+    (work / "apps").symlink_to(outside)
+    for args in (["add", "-A"], ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "link"]):
+        run_git(work, *args)
+    run_git(work, "push", "--quiet", str(repo), "main")
+    remote = git.Remote(str(repo))
+    with pytest.raises(git.GitError, match=r"apps/web\.yaml' appears as both a file and as a directory"):
+        git.commit_file(remote, branch="main", path="apps/web.yaml", content=b"x\n", message="m", author=("A", "a@x"))
+    with pytest.raises(git.GitError, match="apps is not a regular file in the repository"):
+        git.commit_file(remote, branch="main", path="apps", content=b"x\n", message="m", author=("A", "a@x"))
+    assert list(outside.iterdir()) == []

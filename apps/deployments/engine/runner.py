@@ -38,7 +38,7 @@ from ..models import ACTIVE_STATUSES, Deployment, StepRun
 from ..models import DeploymentStatus as S
 from ..models import StepRunStatus as R
 from ..plans import SECRET_REFERENCE, phase_steps, undoes
-from ..selectors import has_undo_work
+from ..selectors import has_undo_work, undoable_runs
 from ..tasks import enqueue
 
 logger = logging.getLogger(__name__)
@@ -170,6 +170,9 @@ class Outcome:
     kind: str  # "done", "failed", "waiting", "paused"
     message: str = ""
     resume_at: datetime | None = None
+    # waiting, for a kind that takes signals: its StepRun and the id of the newest signal the step saw
+    run: int | None = None
+    seen: str = ""
 
 
 class StepLog:
@@ -301,18 +304,17 @@ def _execute(deployment, run: StepRun, kind, params, target, *, owner: str, secr
         ctx = _context(deployment, kind.name, target, params, state, secrets)
         ctx.log = log
         ctx.checkpoint = lambda state: StepRun.objects.filter(pk=run.pk).update(state=state)
-        ctx.signals = run.signals
-        if kind.name == "gitops_commit":
+        ctx.attempt = run.attempt
+        if kind.signals:
+            ctx.signals = run.signals
+        if kind.describes_deployment:
             ctx.deployment = _deployment_info(deployment)
         result = kind.rollback(ctx) if rollback_state is not None else kind.run(ctx)
     except Exception as exc:  # a failing step must not kill the engine; the log says what happened
         message = f"{type(exc).__name__}: {log.mask(str(exc))}"
         logger.warning("deployment %s: step %s raised %s", deployment.pk, run.name, message)  # no traceback: secrets
-        result = steps.StepResult(steps.StepStatus.FAILED, message)
-    if result.status == R.WAITING and rollback_state is None:
-        arrived = StepRun.objects.filter(pk=run.pk).values_list("signals", flat=True).first() or []
-        if len(arrived) > len(run.signals):  # a webhook came while it ran: run it again at once
-            result.resume_at = timezone.now()
+        saved = StepRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()  # its checkpoints
+        result = steps.StepResult(steps.StepStatus.FAILED, message, state=saved or {})
     if result.message:
         log(result.message)
     run.log = log.text
@@ -386,7 +388,10 @@ def _run_deploy_unit(deployment: Deployment, owner: str) -> Outcome:
         if result.status == R.FAILED:
             return Outcome("failed", f"{where} failed: {run.message or 'no message'}")
         if result.status == R.WAITING:
-            return Outcome("waiting", resume_at=result.resume_at or timezone.now())
+            seen = run.signals[-1].get("id", "") if kind.signals and run.signals else ""
+            return Outcome(
+                "waiting", resume_at=result.resume_at or timezone.now(), run=run.pk if kind.signals else None, seen=seen
+            )
         if result.status == R.PAUSED:
             return Outcome("paused", f"{where}: {run.message}")
     return Outcome("done")
@@ -399,11 +404,7 @@ def _run_rollback_unit(deployment: Deployment, owner: str) -> Outcome:
     kind = steps.get(step["kind"])
     if not undoes(step):
         return Outcome("done")
-    done = list(
-        StepRun.objects.filter(
-            deployment=deployment, action="deploy", phase=deployment.phase, step=deployment.step, status=R.SUCCEEDED
-        ).order_by("target_name")
-    )
+    done = list(undoable_runs(deployment).filter(phase=deployment.phase, step=deployment.step).order_by("target_name"))
     runs = _unit_runs(deployment, "rollback", [d.target_name for d in done], f"Undo {step['name']}", step["kind"])
     secrets = _secrets(deployment)
     for deployed in done:
@@ -459,6 +460,8 @@ def _record(deployment_id: int, owner: str, outcome: Outcome, mode: str) -> None
         elif deployment.cancel_requested and deployment.mode == "deploy":
             services.transition(deployment, S.CANCELLED, reason="Cancelled; stopped after the unit in progress.")
         elif outcome.kind == "waiting":
+            if outcome.run and _signalled(outcome.run, outcome.seen, now):
+                outcome.resume_at = now
             Deployment.objects.filter(pk=deployment.pk).update(next_run_at=outcome.resume_at)
             if outcome.resume_at - now <= timedelta(seconds=WAKE_AHEAD):  # a short wait: no need to wait for beat
                 schedule(deployment, at=outcome.resume_at)
@@ -466,6 +469,17 @@ def _record(deployment_id: int, owner: str, outcome: Outcome, mode: str) -> None
             services.transition(deployment, S.PAUSED, reason=outcome.message)
         else:
             _move_on(deployment, now)
+
+
+def _signalled(run_id: int, seen: str, now: datetime) -> bool:
+    """Whether a signal arrived for the step run since it last ran; if so it is due again now. Called with the
+    deployment locked: a webhook either committed before (and is seen here) or waits for the lock and then
+    finds the deployment ownerless, and wakes it itself (apps.gitops.services.webhook_receive)."""
+    signals = StepRun.objects.filter(pk=run_id).values_list("signals", flat=True).first() or []
+    if not signals or signals[-1].get("id", "") == seen:
+        return False
+    StepRun.objects.filter(pk=run_id).update(resume_at=now)
+    return True
 
 
 def _fail(deployment: Deployment, message: str) -> None:

@@ -29,7 +29,8 @@ class StepResult:
     message: str = ""
     exit_code: int | None = None
     # Kept on the StepRun and handed back as StepContext.state on the next run of this step on this
-    # target (WAITING), and to rollback() (e.g. release_dir's previous `current`).
+    # target (WAITING), and to rollback() (e.g. release_dir's previous `current`). A step that fails after
+    # changing something sets state["changed"] = True, so that a rollback undoes it all the same.
     state: dict[str, Any] = field(default_factory=dict)
     resume_at: datetime | None = None  # with WAITING
     installed: bool = False  # the step installed StepContext.artifact on the target (inventory record)
@@ -51,10 +52,13 @@ class StepContext:
     # of an interrupted step finds it in `state`.
     checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
     now: Callable[[], datetime] | None = None  # clock (timezone-aware UTC); None means timezone.now
-    # {"id", "url", "requested_by": {"name", "email"} | None, "approvers": [{"name", "email"}]}
+    # Kinds with `describes_deployment`: {"id", "url", "requested_by": {"name", "email"} | None,
+    # "approvers": [{"name", "email"}]}
     deployment: dict[str, Any] = field(default_factory=dict)
-    # What arrived from outside for this waiting step (apps.gitops webhooks), oldest first: [{"kind", ...}]
+    # Kinds with `signals`: what arrived from outside for this step (apps.gitops webhooks), oldest first:
+    # [{"id", "kind", "at", ...}]
     signals: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 1  # the StepRun's attempt: a retry, or a re-run after a lost worker, counts up
 
 
 class StepKind:
@@ -68,6 +72,8 @@ class StepKind:
     scope: ClassVar[str] = "target"  # "target": once per target of a batch; "batch": once per batch
     installs: ClassVar[bool] = False  # may return StepResult(installed=True)
     in_templates: ClassVar[bool] = True  # False: only strategies add it to plans
+    signals: ClassVar[bool] = False  # receives StepContext.signals, and runs again at once when one arrives
+    describes_deployment: ClassVar[bool] = False  # receives StepContext.deployment
 
     def run(self, ctx: StepContext) -> StepResult:
         raise NotImplementedError
