@@ -511,6 +511,7 @@ def test_the_repository_is_exported_with_its_environment(pull_mode):
         "api_url": "",
         "project": "",
         "credential_variable": "GIT_TOKEN",
+        "ssh_known_hosts": "",
         "api_token_variable": "",
         "webhook_secret_variable": "",
         "health_url": "",
