@@ -54,7 +54,8 @@ MAX_SIGNALS = 50  # per step run: the newest are kept
 
 
 def _check(repository: EnvironmentRepository) -> None:
-    """What the model cannot check alone: the template's syntax and that the named variables are secrets."""
+    """What the model cannot check alone: the templates' syntax, that the named variables are secrets of the
+    environment, and that a credential is not sent over plain http to another machine."""
     errors = {}
     for field in ("manifest_template", "path"):
         if problems := template_syntax_errors(getattr(repository, field)):
@@ -191,14 +192,16 @@ def webhook_receive(*, provider: str, headers, body: bytes) -> dict[str, Any]:
     signal = {**event.as_signal(), "id": uuid.uuid4().hex, "provider": provider, "at": now.isoformat()}
     with transaction.atomic():
         # The deployments first, then their step runs: the order the engine locks them in.
-        woken = runs.values_list("deployment_id", flat=True)
-        list(Deployment.objects.select_for_update().filter(pk__in=woken).order_by("pk").only("pk"))
+        concerned = runs.values_list("deployment_id", flat=True)
+        list(Deployment.objects.select_for_update().filter(pk__in=concerned).order_by("pk").only("pk"))
         for run in runs.select_for_update().order_by("pk"):
             StepRun.objects.filter(pk=run.pk).update(signals=[*run.signals, signal][-MAX_SIGNALS:], resume_at=now)
             idle = Deployment.objects.filter(pk=run.deployment_id, status=S.RUNNING, lease_owner="")
             if idle.update(next_run_at=now):  # else a worker runs the step now, and sees the signal when it is done
                 transaction.on_commit(lambda pk=run.deployment_id: enqueue(pk))
             answer["deployments"].append(run.deployment_id)
+        if not answer["deployments"]:  # operators report every reconciliation: only news goes to the trail
+            return answer
         audit_record(
             verb="gitops.webhook_received",
             object_type="gitops.webhook",

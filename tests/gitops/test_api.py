@@ -159,6 +159,7 @@ def test_webhooks_without_a_valid_signature_are_refused_and_audited(scene, clien
     rejected = AuditEvent.objects.filter(verb="gitops.webhook_rejected")
     assert sorted(rejected.values_list("object_id", flat=True)) == ["generic", "github", "github", "gitlab"]
     assert _post(client, "github", body, HTTP_X_HUB_SIGNATURE_256=sign(body)).status_code == 202
+    assert not AuditEvent.objects.filter(verb="gitops.webhook_received").exists()  # it concerned no deployment
     assert _post(client, "generic", b"[1", HTTP_X_SIGNATURE=sign(b"[1")).status_code == 400  # signed, not JSON
     odd = json.dumps({"action": "closed", "pull_request": {"number": "x"}, "repository": "acme"}).encode()
     assert (
