@@ -366,7 +366,8 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
     options = strategies.normalize_options(strategy, strategy_options)
     repository = EnvironmentRepository.objects.filter(environment=environment).first()
     if repository is not None:
-        return _pull_plan(release, environment, template_version, {"name": strategy, **options}, repository)
+        strategy_entry = {"name": strategy, **options, "pull": True}  # kept for policies; the operator rolls out
+        return _pull_plan(release, environment, template_version, strategy_entry, repository)
     if any(step["kind"] == GITOPS_KIND for step in template_version.steps):
         raise ValidationFailed(
             f"{environment.name} has no environment repository, so its template cannot commit to one.",

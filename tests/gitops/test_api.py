@@ -8,6 +8,7 @@ import pytest
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import ValidationFailed
+from apps.deployments.engine.strategies import describe
 from apps.deployments.plans import plan_rows
 from apps.deployments.services import deployment_create, template_create
 from apps.environments.services import environment_grant
@@ -111,6 +112,7 @@ def test_the_plan_carries_the_manifest_and_refuses_what_pull_mode_cannot_do(scen
     assert params["repository"]["url"] == str(scene.repo)
     assert params["manifest"].startswith("apiVersion: apps/v1")
     assert deployment.plan["phases"] == [{"name": "Commit to main", "targets": ["cluster-eu"], "steps": [0]}]
+    assert describe(deployment.plan["strategy"]) == "pull mode: the GitOps operator rolls it out"
     shown = plan_rows(deployment.plan)[0]["targets"][0][1]  # what approvers read: the file as it will be written
     assert "\n\nmanifest (web/shop.yaml):\napiVersion: apps/v1\n" in shown
     assert '"manifest"' not in shown

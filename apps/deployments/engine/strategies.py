@@ -398,6 +398,8 @@ def _duration(value: int) -> str:
 def describe(strategy: dict[str, Any]) -> str:
     """A plan's strategy (name and complete options) in a few words, for pages: "10% (5m) → 50% → 100%"."""
     name = strategy.get("name")
+    if strategy.get("pull"):
+        return "pull mode: the GitOps operator rolls it out"
     gate = "" if strategy.get("health_gate", True) else ", no health gate"
     if name == Strategy.CANARY:
         stages = [
