@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 
 from apps.core.errors import ValidationFailed
 from apps.gitops.git import check_path
-from apps.gitops.models import EnvironmentRepository
+from apps.gitops.selectors import repository_of, secret_names
 
 from . import steps as step_kinds
 from .engine import strategies
@@ -125,7 +125,7 @@ def validate_steps(steps: Any) -> list[dict[str, Any]]:
         problems = _schema_errors(step_kinds.get(kind_name).schema, params, templated_ok=True)
         if problems:
             errors[f"{where}.params"] = problems
-        problems = _syntax_errors(params)
+        problems = template_syntax_errors(params)
         if problems:
             errors.setdefault(f"{where}.params", []).extend(problems)
         normalised.append(
@@ -146,7 +146,9 @@ def traffic_hook_errors(hook: Any) -> dict[str, list[str]]:
     params = hook.get("params", {})
     if not isinstance(params, dict):
         return {"traffic_hook": [shape]}
-    problems = _schema_errors(step_kinds.get(hook["kind"]).schema, params, templated_ok=True) + _syntax_errors(params)
+    problems = _schema_errors(step_kinds.get(hook["kind"]).schema, params, templated_ok=True) + template_syntax_errors(
+        params
+    )
     return {"traffic_hook": problems} if problems else {}
 
 
@@ -164,22 +166,18 @@ def _schema_errors(schema: dict, params: dict, *, templated_ok: bool) -> list[st
     return sorted(problems)
 
 
-def _syntax_errors(value: Any) -> list[str]:
+def template_syntax_errors(value: Any) -> list[str]:
+    """Jinja2 syntax errors in a template text, or in the texts of a template step's parameters; [] when all parse."""
     if isinstance(value, dict):
-        return [problem for item in value.values() for problem in _syntax_errors(item)]
+        return [problem for item in value.values() for problem in template_syntax_errors(item)]
     if isinstance(value, list):
-        return [problem for item in value for problem in _syntax_errors(item)]
+        return [problem for item in value for problem in template_syntax_errors(item)]
     if _is_templated(value):
         try:
             _jinja.parse(value)
         except TemplateError as exc:
             return [f"Template syntax error in {value!r}: {exc.message}"]
     return []
-
-
-def template_syntax_errors(text: str) -> list[str]:
-    """Jinja2 syntax errors in a template text (an environment repository's manifest), [] when it parses."""
-    return _syntax_errors(text)
 
 
 # --- Rendering ---------------------------------------------------------------------------------------
@@ -364,7 +362,7 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
     (named in the error), parameters invalid once rendered.
     """
     options = strategies.normalize_options(strategy, strategy_options)
-    repository = EnvironmentRepository.objects.filter(environment=environment).first()
+    repository = repository_of(environment)
     if repository is not None:
         strategy_entry = {"name": strategy, **options, "pull": True}  # kept for policies; the operator rolls out
         return _pull_plan(release, environment, template_version, strategy_entry, repository)
@@ -471,7 +469,7 @@ def build_plan(*, release, environment, template_version, strategy: str, strateg
 
 def _repository_params(repository, environment) -> dict[str, Any]:
     """The environment repository as the gitops_commit step needs it, credentials as secret references."""
-    secrets = set(environment.variables.filter(secret=True, target__isnull=True).values_list("name", flat=True))
+    secrets = set(secret_names(environment))
     for field in ("credential_variable", "api_token_variable"):
         name = getattr(repository, field)
         if name and name not in secrets:

@@ -23,7 +23,7 @@ from apps.core.errors import InvalidTransition, NotFound, PermissionDenied, Vali
 from apps.core.permissions import can, ensure_can
 from apps.environments.models import Environment
 from apps.environments.validators import check_slug_available
-from apps.gitops.models import EnvironmentRepository
+from apps.gitops.selectors import repository_of
 from apps.inventory.models import Installation
 from apps.inventory.selectors import current_installations
 from apps.notifications.services import notify
@@ -247,9 +247,7 @@ def _choose_template(release: Release, environment: Environment, template, versi
     if version is not None:
         return version
     # A pull-mode environment's own template comes first: an application's usual one runs steps on targets.
-    pull = (
-        environment.default_template if EnvironmentRepository.objects.filter(environment=environment).exists() else None
-    )
+    pull = environment.default_template if repository_of(environment) is not None else None
     template = template or pull or release.application.default_template or environment.default_template
     if template is None:
         raise ValidationFailed(

@@ -8,10 +8,11 @@ from typing import Any
 from django import forms
 
 from apps.core.forms import BootstrapForm
-from apps.environments.models import Environment, Variable
+from apps.environments.models import Environment
 
 from .models import EnvironmentRepository, Mode
 from .providers import PROVIDERS
+from .selectors import secret_names
 from .services import REPOSITORY_FIELDS
 
 PROVIDER_NAMES = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea"}
@@ -20,12 +21,6 @@ SECRET_FIELDS = ("credential_variable", "api_token_variable", "webhook_secret_va
 
 def _help(name: str) -> str:
     return str(EnvironmentRepository._meta.get_field(name).help_text)
-
-
-def secret_names(environment: Environment) -> list[str]:
-    """The environment-wide secret variables of `environment`, by name: what the repository may name."""
-    variables = Variable.objects.filter(environment=environment, secret=True, target__isnull=True)
-    return list(variables.order_by("name").values_list("name", flat=True))
 
 
 class RepositoryForm(BootstrapForm):
@@ -87,7 +82,7 @@ class RepositoryForm(BootstrapForm):
         if repository is not None:
             kwargs.setdefault("initial", {name: getattr(repository, name) for name in REPOSITORY_FIELDS})
         super().__init__(*args, **kwargs)
-        names = secret_names(environment)
+        self.secret_names = names = secret_names(environment)
         for name in SECRET_FIELDS:
             choices = [("", "None"), *[(secret, secret) for secret in names]]
             current = getattr(repository, name, "") if repository else ""

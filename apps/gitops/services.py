@@ -32,6 +32,7 @@ from apps.environments.models import Environment, Variable
 
 from . import providers
 from .models import EnvironmentRepository
+from .selectors import secret_names
 
 REPOSITORY_FIELDS = {
     "url",
@@ -60,11 +61,7 @@ def _check(repository: EnvironmentRepository) -> None:
     for field in ("manifest_template", "path"):
         if problems := template_syntax_errors(getattr(repository, field)):
             errors[field] = problems
-    secrets = set(
-        Variable.objects.filter(environment=repository.environment, secret=True, target__isnull=True).values_list(
-            "name", flat=True
-        )
-    )
+    secrets = set(secret_names(repository.environment))
     for field in ("credential_variable", "api_token_variable", "webhook_secret_variable"):
         name = getattr(repository, field)
         if name and name not in secrets:

@@ -25,9 +25,10 @@ from apps.environments.models import Environment
 from apps.environments.views import tab_context, visible_or_404
 
 from . import services
-from .forms import PROVIDER_NAMES, SECRET_FIELDS, RepositoryForm, secret_names
+from .forms import PROVIDER_NAMES, SECRET_FIELDS, RepositoryForm
 from .models import EnvironmentRepository
 from .providers import DEFAULT_API_URLS, project_from_url
+from .selectors import repository_of, secret_names
 
 SECRET_USES = {
     "credential_variable": "Credential (push and pull)",
@@ -43,13 +44,8 @@ def seconds_words(seconds: int) -> str:
     return duration_words(timedelta(seconds=seconds))
 
 
-def repository_of(environment: Environment) -> EnvironmentRepository | None:
-    return EnvironmentRepository.objects.filter(environment=environment).first()
-
-
-def _secrets_used(environment: Environment, repository: EnvironmentRepository) -> list[dict]:
+def _secrets_used(repository: EnvironmentRepository, present: set[str]) -> list[dict]:
     """Which secret variables the repository names, by name only, and whether each still is a secret here."""
-    present = set(secret_names(environment))
     used = []
     for field in SECRET_FIELDS:
         name = getattr(repository, field)
@@ -58,16 +54,21 @@ def _secrets_used(environment: Environment, repository: EnvironmentRepository) -
     return used
 
 
-def _gitops_page(request: HttpRequest, environment: Environment, form: RepositoryForm | None = None) -> HttpResponse:
+def _gitops_page(
+    request: HttpRequest,
+    environment: Environment,
+    repository: EnvironmentRepository | None,
+    form: RepositoryForm | None = None,
+) -> HttpResponse:
     """The tab: the mode, the repository's settings and manifest template, and for managers the form (`form` when
     it comes back with errors)."""
     context = tab_context(request, environment, "gitops")
-    repository = repository_of(environment)
     if form is None and context["can_manage"]:
         form = RepositoryForm(environment=environment, repository=repository)
     if repository is not None:
+        present = set(form.secret_names if form is not None else secret_names(environment))
         context.update(
-            secrets_used=_secrets_used(environment, repository),
+            secrets_used=_secrets_used(repository, present),
             provider_name=PROVIDER_NAMES.get(repository.provider, repository.provider),
             sync_timeout_words=seconds_words(repository.sync_timeout),
             poll_interval_words=seconds_words(repository.poll_interval),
@@ -90,7 +91,7 @@ def environment_gitops(request, slug: str):
     """GET: the GitOps tab. POST (managers): put the environment in pull mode with the repository, or change it."""
     environment = visible_or_404(request, slug)
     if request.method != "POST":
-        return _gitops_page(request, environment)
+        return _gitops_page(request, environment, repository_of(environment))
     _ensure_manager(request, environment)
     repository = repository_of(environment)
     form = RepositoryForm(request.POST, environment=environment, repository=repository)
@@ -116,7 +117,7 @@ def environment_gitops(request, slug: str):
             else:
                 messages.info(request, "Nothing changed.")
             return redirect("gitops:environment", slug=environment.slug)
-    return _gitops_page(request, environment, form)
+    return _gitops_page(request, environment, repository, form)
 
 
 @login_required

@@ -10,6 +10,7 @@ from apps.environments.selectors import environments_visible_to
 
 from .. import services
 from ..models import EnvironmentRepository
+from ..selectors import repository_of
 from .serializers import RepositorySerializer, WebhookAnswerSerializer
 
 
@@ -25,7 +26,7 @@ class RepositoryView(views.APIView):
         return get_object_or_404(environments_visible_to(self.request.user), slug=slug)
 
     def _repository(self, environment) -> EnvironmentRepository:
-        repository = EnvironmentRepository.objects.filter(environment=environment).first()
+        repository = repository_of(environment)
         if repository is None:
             raise NotFound(f"{environment.name} has no repository: it is in push mode.")
         return repository
